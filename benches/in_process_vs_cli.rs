@@ -1,0 +1,104 @@
+//! In-process calls through nix-rs against spawning the `nix` CLI, side by side in one run.
+//!
+//! - `create_derivation`: one new derivation, in-process (`DerivationBuilder::create`) vs
+//!   writing the equivalent `.nix` file and spawning `nix-instantiate` on it.
+//! - `realise_valid`: realising a derivation whose outputs are already valid, in-process
+//!   (`Store::realise`) vs spawning `nix-store --realise` and `nix build`.
+//!
+//! Both sides use the same temporary store. Run: `cargo bench --bench in_process_vs_cli`;
+//! `scripts/bench-ratios` prints the ratios from criterion's results.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use nix_rs::testing::{TEST_SETTINGS, TempStore};
+use nix_rs::{DerivationBuilder, Store};
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn cli(store_uri: &str, program: &str) -> Command {
+    let mut cmd = Command::new(Path::new(nix_sys::BINDIR).join(program));
+    let mut config = String::from("experimental-features = nix-command\n");
+    for (k, v) in TEST_SETTINGS {
+        config.push_str(&format!("{k} = {v}\n"));
+    }
+    cmd.env("NIX_REMOTE", store_uri).env("NIX_CONFIG", config);
+    cmd
+}
+
+fn run(mut cmd: Command) -> String {
+    let out = cmd.output().expect("spawning the nix CLI");
+    assert!(out.status.success(), "{:?} failed: {}", cmd, String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn new_drv(store: &Store, system: &str, n: u64) -> nix_rs::DerivationOutputs {
+    DerivationBuilder::new(format!("bench-{n}"), "/bin/sh")
+        .system(system)
+        .args(["-c", &format!("echo {n} > $out")])
+        .create(store)
+        .unwrap()
+}
+
+fn nix_file(dir: &Path, system: &str, n: u64) -> PathBuf {
+    let file = dir.join(format!("bench-{n}.nix"));
+    let text = format!(
+        "derivation {{ name = \"bench-{n}\"; system = \"{system}\"; builder = \"/bin/sh\"; args = [ \"-c\" \"echo {n} > $out\" ]; }}\n"
+    );
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+fn benches(c: &mut Criterion) {
+    let t = TempStore::new().unwrap();
+    let system = nix_rs::settings::get("system").unwrap();
+    let files = tempfile::tempdir().unwrap();
+
+    // Sanity: both routes make the same derivation.
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let ours = new_drv(&t, &system, n);
+    let mut cmd = cli(t.uri(), "nix-instantiate");
+    cmd.arg(nix_file(files.path(), &system, n));
+    assert_eq!(run(cmd), ours.drv_path.as_str(), "in-process and nix-instantiate disagree");
+
+    let mut g = c.benchmark_group("create_derivation");
+    g.bench_function("in_process", |b| b.iter(|| new_drv(&t, &system, COUNTER.fetch_add(1, Ordering::Relaxed))));
+    g.bench_function("nix_instantiate", |b| {
+        b.iter(|| {
+            let file = nix_file(files.path(), &system, COUNTER.fetch_add(1, Ordering::Relaxed));
+            let mut cmd = cli(t.uri(), "nix-instantiate");
+            cmd.arg(file);
+            run(cmd)
+        })
+    });
+    g.finish();
+
+    let built = new_drv(&t, &system, u64::MAX);
+    t.realise(&built.drv_path).unwrap();
+    let mut g = c.benchmark_group("realise_valid");
+    g.bench_function("in_process", |b| b.iter(|| t.realise(&built.drv_path).unwrap()));
+    g.bench_function("nix_store_realise", |b| {
+        b.iter(|| {
+            let mut cmd = cli(t.uri(), "nix-store");
+            cmd.args(["--realise", built.drv_path.as_str()]);
+            run(cmd)
+        })
+    });
+    g.bench_function("nix_build", |b| {
+        b.iter(|| {
+            let mut cmd = cli(t.uri(), "nix");
+            cmd.args(["build", "--no-link", "--print-out-paths", &format!("{}^*", built.drv_path)]);
+            run(cmd)
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = group;
+    config = Criterion::default().sample_size(30).warm_up_time(std::time::Duration::from_secs(1)).measurement_time(std::time::Duration::from_secs(4));
+    targets = benches
+}
+criterion_main!(group);

@@ -1,0 +1,407 @@
+//! The evaluator thread: every use of Nix's evaluator (and so of its Boehm garbage collector)
+//! happens on one thread owned by nix-rs.
+//!
+//! Why: libexpr's Boehm GC is built with `GC_THREADS`; a thread that touches evaluator values
+//! must be registered with the collector, and Nix 2.26 offers no C function to do that. Rather
+//! than registering every caller thread (and making GC correctness depend on callers), nix-rs
+//! starts one thread on first use, which initialises libexpr (so it is the collector's own
+//! thread) and serves requests sent over a channel. Callers block on a reply channel, which is
+//! what makes it sound to lend that thread borrowed data (a `Store` pointer, a filter closure).
+//!
+//! Per store, the thread keeps one `EvalState` and the two helper functions below, evaluated
+//! once. A store's state is dropped when its `Store` is.
+
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::{c_char, c_void};
+use std::path::Path;
+use std::ptr::{self, NonNull};
+use std::sync::{Mutex, OnceLock};
+
+use crossbeam_channel::{Sender, bounded, unbounded};
+
+use crate::context::{Context, StringOut, c_string, catch_panic, string_callback};
+use crate::error::{Error, Result};
+use crate::source::FileKind;
+use crate::store::Store;
+
+/// Creates a derivation from the JSON written by `DerivationBuilder::create` and returns
+/// `{ drvPath, <output> = path; … }` as JSON.
+const DERIVATION_HELPER: &str = r#"
+json:
+let
+  d = builtins.fromJSON json;
+  context =
+    builtins.mapAttrs (_: outputs: { inherit outputs; }) d.inputDrvs
+    // builtins.listToAttrs (map (p: { name = p; value = { path = true; }; }) d.inputSrcs);
+in
+builtins.toJSON (builtins.derivationStrict (d.env // {
+  inherit (d) name system args outputs;
+  builder = builtins.appendContext d.builder context;
+}))
+"#;
+
+/// Adds a path to the store, filtered: `path: name: filter: <store path>`.
+const ADD_PATH_HELPER: &str = r#"
+path: name: filter: builtins.path { inherit path name filter; recursive = true; }
+"#;
+
+/// A filter lent by a blocked caller.
+pub(crate) type FilterFn<'a> = dyn Fn(&Path, FileKind) -> bool + Sync + 'a;
+
+enum Request {
+    CreateDerivation {
+        store: StoreRef,
+        json: String,
+        reply: Sender<Result<String>>,
+    },
+    AddPath {
+        store: StoreRef,
+        path: String,
+        name: String,
+        /// Lifetime erased: the caller blocks on `reply` until the evaluator is done with it.
+        filter: *const FilterFn<'static>,
+        reply: Sender<Result<String>>,
+    },
+    Forget(u64),
+}
+
+// SAFETY: the raw pointers in a request (StoreRef, filter) are lent by a caller that blocks on
+// the request's reply channel until the evaluator thread has finished with them; a Store is
+// Sync and the filter is Sync, so using them from the evaluator thread is sound.
+unsafe impl Send for Request {}
+
+struct StoreRef {
+    id: u64,
+    ptr: *mut nix_sys::Store,
+}
+
+static EVALUATOR: OnceLock<Mutex<Option<Sender<Request>>>> = OnceLock::new();
+
+fn sender() -> Result<Sender<Request>> {
+    crate::init()?;
+    let cell = EVALUATOR.get_or_init(|| {
+        let (tx, rx) = unbounded::<Request>();
+        let (ready_tx, ready_rx) = bounded::<Result<(), String>>(1);
+        let spawned = std::thread::Builder::new().name("nix-evaluator".into()).spawn(move || {
+            let ctx = Context::new();
+            // SAFETY: live context; libexpr is initialised once, on this thread, which makes
+            // it the thread the garbage collector knows.
+            let rc = unsafe { nix_sys::nix_libexpr_init(ctx.ptr()) };
+            let init = ctx.check(rc, || "nix_libexpr_init".into()).map_err(|e| e.to_string());
+            let ok = init.is_ok();
+            let _ = ready_tx.send(init);
+            if ok {
+                serve(rx);
+            }
+        });
+        let sender = match spawned {
+            Ok(_) => match ready_rx.recv() {
+                Ok(Ok(())) => Some(tx),
+                _ => None,
+            },
+            Err(_) => None,
+        };
+        Mutex::new(sender)
+    });
+    cell.lock().unwrap_or_else(|p| p.into_inner()).clone().ok_or(Error::EvaluatorGone)
+}
+
+/// Tells the evaluator thread that a store is gone (no-op if it never saw it).
+pub(crate) fn forget_store(id: u64) {
+    if let Some(cell) = EVALUATOR.get() {
+        if let Some(tx) = cell.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            let _ = tx.send(Request::Forget(id));
+        }
+    }
+}
+
+fn call(make: impl FnOnce(Sender<Result<String>>) -> Request) -> Result<String> {
+    let tx = sender()?;
+    let (reply_tx, reply_rx) = bounded(1);
+    tx.send(make(reply_tx)).map_err(|_| Error::EvaluatorGone)?;
+    reply_rx.recv().map_err(|_| Error::EvaluatorGone)?
+}
+
+/// Creates a derivation; returns (drv path, output name → path).
+pub(crate) fn create_derivation(store: &Store, name: &str, json: String) -> Result<(String, BTreeMap<String, String>)> {
+    let out =
+        call(|reply| Request::CreateDerivation { store: StoreRef { id: store.id, ptr: store.as_ptr() }, json, reply })
+            .map_err(|e| match e {
+                Error::Nix { doing: _, code, name: n, message } => {
+                    Error::Nix { doing: format!("creating derivation '{name}'"), code, name: n, message }
+                }
+                other => other,
+            })?;
+    let mut attrs: BTreeMap<String, String> = serde_json::from_str(&out)
+        .map_err(|e| Error::invalid("derivation", format!("unexpected result from Nix for '{name}': {e}")))?;
+    let drv = attrs
+        .remove("drvPath")
+        .ok_or_else(|| Error::invalid("derivation", format!("Nix returned no drvPath for '{name}'")))?;
+    Ok((drv, attrs))
+}
+
+/// Adds `path` to the store under `name`, keeping what `filter` accepts.
+pub(crate) fn add_path(store: &Store, path: &str, name: &str, filter: &FilterFn<'_>) -> Result<String> {
+    // SAFETY: only the lifetime is erased; `call` blocks until the evaluator has replied, and
+    // the evaluator drops the pointer before replying.
+    let filter: *const FilterFn<'static> = unsafe { std::mem::transmute(filter as *const FilterFn<'_>) };
+    call(|reply| Request::AddPath {
+        store: StoreRef { id: store.id, ptr: store.as_ptr() },
+        path: path.to_owned(),
+        name: name.to_owned(),
+        filter,
+        reply,
+    })
+}
+
+/// An `EvalState` and its helper functions, for one store.
+struct Evaluator {
+    state: NonNull<nix_sys::EvalState>,
+    derivation_fn: *mut nix_sys::nix_value,
+    add_path_fn: *mut nix_sys::nix_value,
+}
+
+impl Evaluator {
+    fn new(store: *mut nix_sys::Store) -> Result<Evaluator> {
+        let ctx = Context::new();
+        let lookup: [*const c_char; 1] = [ptr::null()];
+        // SAFETY: live context; `store` is lent by a blocked caller; the lookup path is an
+        // empty NULL-terminated array. The EvalState keeps its own reference to the store.
+        let state = unsafe { nix_sys::nix_state_create(ctx.ptr(), lookup.as_ptr().cast_mut(), store) };
+        let state = match NonNull::new(state) {
+            Some(s) => s,
+            None => {
+                ctx.check_last(|| "creating an evaluator".into())?;
+                return Err(Error::EvaluatorGone);
+            }
+        };
+        let mut ev = Evaluator { state, derivation_fn: ptr::null_mut(), add_path_fn: ptr::null_mut() };
+        ev.derivation_fn = ev.eval(DERIVATION_HELPER)?;
+        ev.add_path_fn = ev.eval(ADD_PATH_HELPER)?;
+        Ok(ev)
+    }
+
+    fn alloc(&self, ctx: &Context) -> Result<*mut nix_sys::nix_value> {
+        // SAFETY: live context and state. The value comes with one reference, released by
+        // `Value`'s drop or by Evaluator::drop.
+        let v = unsafe { nix_sys::nix_alloc_value(ctx.ptr(), self.state.as_ptr()) };
+        if v.is_null() {
+            ctx.check_last(|| "allocating a Nix value".into())?;
+        }
+        Ok(v)
+    }
+
+    fn eval(&self, expr: &str) -> Result<*mut nix_sys::nix_value> {
+        let ctx = Context::new();
+        let v = self.alloc(&ctx)?;
+        let expr_c = c_string("expression", expr)?;
+        // SAFETY: live context, state and value; NUL-terminated strings.
+        let rc = unsafe {
+            nix_sys::nix_expr_eval_from_string(ctx.ptr(), self.state.as_ptr(), expr_c.as_ptr(), c"/".as_ptr(), v)
+        };
+        ctx.check(rc, || "evaluating a nix-rs helper".into())?;
+        Ok(v)
+    }
+
+    fn string_value(&self, ctx: &Context, s: &str, what: &str) -> Result<Value> {
+        let v = Value(self.alloc(ctx)?);
+        let s_c = c_string(what, s)?;
+        // SAFETY: live context and value; NUL-terminated string (copied by Nix).
+        let rc = unsafe { nix_sys::nix_init_string(ctx.ptr(), v.0, s_c.as_ptr()) };
+        ctx.check(rc, || format!("making a Nix string for {what}"))?;
+        Ok(v)
+    }
+
+    /// Calls `f` with `args`, forces the result and returns it as a string.
+    fn call_to_string(
+        &self,
+        ctx: &Context,
+        f: *mut nix_sys::nix_value,
+        args: &[&Value],
+        doing: &str,
+    ) -> Result<String> {
+        let result = Value(self.alloc(ctx)?);
+        let mut argv: Vec<*mut nix_sys::nix_value> = args.iter().map(|v| v.0).collect();
+        // SAFETY: live context, state and values; argv holds args.len() live values.
+        let rc = unsafe {
+            nix_sys::nix_value_call_multi(ctx.ptr(), self.state.as_ptr(), f, argv.len(), argv.as_mut_ptr(), result.0)
+        };
+        ctx.check(rc, || doing.to_owned())?;
+        // SAFETY: as above.
+        let rc = unsafe { nix_sys::nix_value_force(ctx.ptr(), self.state.as_ptr(), result.0) };
+        ctx.check(rc, || doing.to_owned())?;
+        let mut out = StringOut::default();
+        // SAFETY: live context and value; the callback copies into `out`.
+        let rc = unsafe { nix_sys::nix_get_string(ctx.ptr(), result.0, Some(string_callback), out.as_user_data()) };
+        ctx.check(rc, || doing.to_owned())?;
+        Ok(out.0.unwrap_or_default())
+    }
+
+    fn create_derivation(&self, json: &str) -> Result<String> {
+        let ctx = Context::new();
+        let arg = self.string_value(&ctx, json, "derivation")?;
+        self.call_to_string(&ctx, self.derivation_fn, &[&arg], "creating a derivation")
+    }
+
+    fn add_path(&self, path: &str, name: &str, filter: &FilterFn<'_>) -> Result<String> {
+        let ctx = Context::new();
+        let doing = format!("adding '{path}' to the store");
+        let path_v = Value(self.alloc(&ctx)?);
+        let path_c = c_string("source path", path)?;
+        // SAFETY: live context, state and value; NUL-terminated path.
+        let rc = unsafe { nix_sys::nix_init_path_string(ctx.ptr(), self.state.as_ptr(), path_v.0, path_c.as_ptr()) };
+        ctx.check(rc, || doing.clone())?;
+        let name_v = self.string_value(&ctx, name, "source name")?;
+
+        let call = FilterCall { root: Path::new(path), filter, panic: Mutex::new(None) };
+        let filter_v = Value(self.alloc(&ctx)?);
+        let arg_names: [*const c_char; 3] = [c"path".as_ptr(), c"type".as_ptr(), ptr::null()];
+        // SAFETY: live context; the trampoline matches PrimOpFun; `call` outlives every use of
+        // the primop: it is only called during call_to_string below, and the primop value is
+        // not stored anywhere that outlives this function (builtins.path returns a string).
+        let op = unsafe {
+            nix_sys::nix_alloc_primop(
+                ctx.ptr(),
+                Some(filter_trampoline),
+                2,
+                c"nix-rs-filter".as_ptr(),
+                arg_names.as_ptr().cast_mut(),
+                c"nix-rs source filter".as_ptr(),
+                (&call as *const FilterCall<'_>).cast_mut().cast(),
+            )
+        };
+        if op.is_null() {
+            ctx.check_last(|| doing.clone())?;
+        }
+        // SAFETY: live context, value and primop.
+        let rc = unsafe { nix_sys::nix_init_primop(ctx.ptr(), filter_v.0, op) };
+        ctx.check(rc, || doing.clone())?;
+
+        let result = self.call_to_string(&ctx, self.add_path_fn, &[&path_v, &name_v, &filter_v], &doing);
+        if let Some(message) = call.panic.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(Error::CallbackPanicked(format!("source filter for '{path}': {message}")));
+        }
+        result
+    }
+}
+
+impl Drop for Evaluator {
+    fn drop(&mut self) {
+        let ctx = Context::new();
+        for v in [self.derivation_fn, self.add_path_fn] {
+            if !v.is_null() {
+                // SAFETY: v was allocated with one reference by this evaluator.
+                unsafe { nix_sys::nix_value_decref(ctx.ptr(), v) };
+            }
+        }
+        // SAFETY: the state came from nix_state_create and is freed once, on this thread.
+        unsafe { nix_sys::nix_state_free(self.state.as_ptr()) }
+    }
+}
+
+/// A value holding one reference, released on drop.
+struct Value(*mut nix_sys::nix_value);
+
+impl Drop for Value {
+    fn drop(&mut self) {
+        let ctx = Context::new();
+        // SAFETY: the value was allocated with one reference that this handle owns.
+        unsafe { nix_sys::nix_value_decref(ctx.ptr(), self.0) };
+    }
+}
+
+struct FilterCall<'a> {
+    root: &'a Path,
+    filter: &'a FilterFn<'a>,
+    panic: Mutex<Option<String>>,
+}
+
+/// The primop that Nix calls for each file under a source root.
+///
+/// # Safety
+/// `user_data` must be a live `FilterCall`; `args` two live values; called by Nix's evaluator.
+unsafe extern "C" fn filter_trampoline(
+    user_data: *mut c_void,
+    context: *mut nix_sys::nix_c_context,
+    state: *mut nix_sys::EvalState,
+    args: *mut *mut nix_sys::nix_value,
+    ret: *mut nix_sys::nix_value,
+) {
+    // SAFETY: user_data is the FilterCall that add_path lent for this call.
+    let call = unsafe { &*user_data.cast::<FilterCall<'_>>() };
+    let mut strings = [String::new(), String::new()];
+    for (i, s) in strings.iter_mut().enumerate() {
+        // SAFETY: Nix passes `arity` (2) live argument values; context and state are live.
+        unsafe {
+            let v = *args.add(i);
+            if nix_sys::nix_value_force(context, state, v) != nix_sys::NIX_OK {
+                return;
+            }
+            let mut out = StringOut::default();
+            if nix_sys::nix_get_string(context, v, Some(string_callback), out.as_user_data()) != nix_sys::NIX_OK {
+                return;
+            }
+            *s = out.0.unwrap_or_default();
+        }
+    }
+    let [path, kind] = strings;
+    let kind = match kind.as_str() {
+        "regular" => FileKind::Regular,
+        "directory" => FileKind::Directory,
+        "symlink" => FileKind::Symlink,
+        _ => FileKind::Other,
+    };
+    let abs = Path::new(&path);
+    let rel = abs.strip_prefix(call.root).unwrap_or(abs);
+    match catch_panic(|| (call.filter)(rel, kind)) {
+        // SAFETY: live context and return value.
+        Ok(keep) => unsafe {
+            nix_sys::nix_init_bool(context, ret, keep);
+        },
+        Err(message) => {
+            *call.panic.lock().unwrap_or_else(|p| p.into_inner()) = Some(message);
+            // SAFETY: live context; the message is a static NUL-terminated string.
+            unsafe {
+                nix_sys::nix_set_err_msg(context, nix_sys::NIX_ERR_UNKNOWN, c"the source filter panicked".as_ptr())
+            };
+        }
+    }
+}
+
+fn serve(rx: crossbeam_channel::Receiver<Request>) {
+    let mut evaluators: HashMap<u64, Evaluator> = HashMap::new();
+    for request in rx {
+        match request {
+            Request::CreateDerivation { store, json, reply } => {
+                let r = with_evaluator(&mut evaluators, &store, |ev| ev.create_derivation(&json));
+                let _ = reply.send(r);
+            }
+            Request::AddPath { store, path, name, filter, reply } => {
+                // SAFETY: the caller blocks on `reply`, so the filter is alive until we reply.
+                let filter = unsafe { &*filter };
+                let r = with_evaluator(&mut evaluators, &store, |ev| ev.add_path(&path, &name, filter));
+                let _ = reply.send(r);
+            }
+            Request::Forget(id) => {
+                evaluators.remove(&id);
+            }
+        }
+    }
+}
+
+/// Runs `f` with the store's evaluator (made on first use); a panic becomes an error.
+fn with_evaluator(
+    evaluators: &mut HashMap<u64, Evaluator>,
+    store: &StoreRef,
+    f: impl FnOnce(&Evaluator) -> Result<String>,
+) -> Result<String> {
+    catch_panic(|| {
+        let ev = match evaluators.entry(store.id) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(v) => v.insert(Evaluator::new(store.ptr)?),
+        };
+        f(ev)
+    })
+    .unwrap_or_else(|m| Err(Error::CallbackPanicked(m)))
+}

@@ -1,0 +1,143 @@
+//! A safe, thread-aware Rust API for the Nix store, in-process.
+//!
+//! - [`Store`]: open a store by URI (`auto`, `daemon`, `local?…`, `file:///…`, …), parse
+//!   [`StorePath`]s, check validity, copy closures between stores, realise derivations and read
+//!   their build logs.
+//! - [`DerivationBuilder`]: create a derivation in the store and learn its `.drv` path and output
+//!   paths before anything is built.
+//! - [`Store::add_path`]: add a local file or directory tree (with an exclusion filter).
+//! - [`settings`]: read and change Nix's global settings.
+//!
+//! Nothing here spawns `nix` or writes a `.nix` file.
+//!
+//! # Initialisation
+//! Every entry point initialises the Nix libraries once ([`init`]); call [`init_with`] first to
+//! choose otherwise than the defaults (which keep build output off this process's stderr).
+//!
+//! # Threads
+//! - [`Store`] is `Send + Sync`. Nix's store objects lock their own state, and every call from
+//!   nix-rs uses its own `nix_c_context`, so many threads may query, realise and copy through one
+//!   `Store` at once. A daemon store serializes concurrent builds unless it is opened with
+//!   `max-connections=N` (see [`Store::open`]).
+//! - [`StorePath`], [`Derivation`] and [`BuildFailure`] are plain owned data.
+//! - The evaluator (Boehm GC) is confined to one thread that nix-rs owns: creating derivations
+//!   and adding sources are sent to it over a channel, so callers may be any thread and never
+//!   need to register with the garbage collector. Those operations are therefore serialized; each
+//!   takes well under a millisecond.
+//! - [`settings::set`] changes process-wide state: call it before other threads use Nix.
+//!
+//! # Nix versions
+//! Built against the Nix found by `nix-sys`. On Nix 2.26, `nix_store_realise` reports a failed
+//! build as success; [`Store::realise`] checks that every output is valid and turns a failure
+//! into [`Error::BuildFailed`] with the tail of the build log.
+
+mod context;
+mod derivation;
+mod error;
+mod eval;
+pub mod settings;
+mod source;
+mod store;
+pub mod testing;
+
+use std::sync::OnceLock;
+
+pub use derivation::{Derivation, DerivationBuilder, DerivationOutputs};
+pub use error::{BuildFailure, Error, NixErrorCode, Result};
+pub use source::{AddPathOptions, FileKind};
+pub use store::{Store, StorePath};
+
+use context::Context;
+
+/// Choices that must be made before Nix is initialised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct InitOptions {
+    /// Echo builders' output (and Nix's progress messages) to this process's stderr, as the
+    /// `nix` CLI does. Default: `false`; logs are always kept in the store's log directory.
+    pub echo_build_logs: bool,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions { echo_build_logs: std::env::var_os("LIBNIX_ECHO_BUILD_LOGS").is_some_and(|v| v == "1") }
+    }
+}
+
+impl InitOptions {
+    /// Sets [`InitOptions::echo_build_logs`].
+    pub fn echo_build_logs(mut self, echo: bool) -> Self {
+        self.echo_build_logs = echo;
+        self
+    }
+}
+
+static INIT: OnceLock<(InitOptions, Result<(), String>)> = OnceLock::new();
+
+/// Initialises the Nix libraries (util and store) with the default [`InitOptions`]. Called by
+/// every entry point; safe to call from any thread, any number of times.
+pub fn init() -> Result<()> {
+    init_with(InitOptions::default())
+}
+
+/// Initialises the Nix libraries with `options`. The first call wins: a later call with other
+/// options returns an error.
+pub fn init_with(options: InitOptions) -> Result<()> {
+    let (used, result) = INIT.get_or_init(|| {
+        let result = init_libraries(&options);
+        (options.clone(), result)
+    });
+    if let Err(message) = result {
+        return Err(Error::Nix {
+            doing: "initialising the Nix libraries".into(),
+            code: NixErrorCode::Unknown,
+            name: None,
+            message: message.clone(),
+        });
+    }
+    if *used != options {
+        return Err(Error::invalid(
+            "init options",
+            format!("Nix was already initialised with {used:?}; init_with must come first"),
+        ));
+    }
+    Ok(())
+}
+
+fn init_libraries(options: &InitOptions) -> Result<(), String> {
+    let ctx = Context::new();
+    // SAFETY: ctx is live; these init functions run once, guarded by INIT.
+    let rc = unsafe { nix_sys::nix_libutil_init(ctx.ptr()) };
+    ctx.check(rc, || "nix_libutil_init".into()).map_err(|e| e.to_string())?;
+    // SAFETY: as above.
+    let rc = unsafe { nix_sys::nix_libstore_init(ctx.ptr()) };
+    ctx.check(rc, || "nix_libstore_init".into()).map_err(|e| e.to_string())?;
+    quiet_build_logs(options);
+    Ok(())
+}
+
+#[cfg(nix_2_26)]
+fn quiet_build_logs(options: &InitOptions) {
+    if options.echo_build_logs {
+        return;
+    }
+    // SAFETY: runs once inside INIT, before this crate lets any other Nix call happen, so no
+    // thread reads these globals meanwhile. makeSimpleLogger(false) returns a fresh logger
+    // that drops build log lines; the old logger is leaked (Nix never frees it either).
+    // See nix_sys::cxx_2_26 for why these symbols are stable within 2.26.x.
+    unsafe {
+        nix_sys::cxx_2_26::logger = nix_sys::cxx_2_26::makeSimpleLogger(false);
+        nix_sys::cxx_2_26::verbosity = nix_sys::cxx_2_26::LVL_ERROR;
+    }
+}
+
+#[cfg(not(nix_2_26))]
+fn quiet_build_logs(_options: &InitOptions) {
+    // Newer releases: see README, "Supported Nix versions" (untested).
+}
+
+/// The version of the Nix libraries loaded at run time (e.g. `2.26.3`).
+pub fn nix_version() -> String {
+    // SAFETY: nix_version_get returns a static NUL-terminated string.
+    unsafe { context::borrowed_c_str(nix_sys::nix_version_get()) }
+}

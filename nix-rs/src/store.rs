@@ -1,0 +1,442 @@
+//! Stores and store paths.
+
+use std::collections::BTreeMap;
+use std::ffi::{CString, c_char, c_void};
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::context::{Context, StringOut, borrowed_c_str, c_string, string_callback};
+use crate::derivation::Derivation;
+use crate::error::{BuildFailure, Error, Result};
+
+/// How many lines of a failed build's log an [`Error::BuildFailed`] carries.
+pub const LOG_TAIL_LINES: usize = 25;
+
+static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// An open Nix store.
+///
+/// `Send + Sync`: see the crate documentation on threads.
+pub struct Store {
+    ptr: NonNull<nix_sys::Store>,
+    /// Identifies this store to the evaluator thread (which keeps one evaluator per store).
+    pub(crate) id: u64,
+    requested_uri: String,
+    params: Vec<(String, String)>,
+    log_dir_override: Option<PathBuf>,
+}
+
+// SAFETY: nix_sys::Store wraps a nix::ref<nix::Store>. Nix's store implementations guard their
+// mutable state with their own locks (nix::Sync<>, connection pools) and are used from many
+// threads by Nix itself (e.g. `nix copy`'s thread pool). nix-rs never shares a nix_c_context
+// between threads: every call creates its own.
+unsafe impl Send for Store {}
+// SAFETY: as above; all methods take &self and are safe to call concurrently.
+unsafe impl Sync for Store {}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store").field("uri", &self.requested_uri).field("params", &self.params).finish()
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        crate::eval::forget_store(self.id);
+        // SAFETY: the pointer came from nix_store_open and is freed once. The evaluator thread
+        // holds its own reference to the underlying nix::Store, not to this wrapper.
+        unsafe { nix_sys::nix_store_free(self.ptr.as_ptr()) }
+    }
+}
+
+impl Store {
+    /// Opens the store at `uri`: `auto` (what Nix's settings say), `daemon`, `unix:///socket`,
+    /// `local`, `local?root=/dir`, `local?store=…&state=…&log=…`, `file:///dir` (a binary
+    /// cache), `ssh-ng://host`, … Parameters may be given in the URI's query string.
+    pub fn open(uri: &str) -> Result<Store> {
+        Self::open_with_params(uri, &[])
+    }
+
+    /// Opens the store at `uri` with extra parameters, e.g. `[("max-connections", "8")]`.
+    pub fn open_with_params(uri: &str, params: &[(&str, &str)]) -> Result<Store> {
+        crate::init()?;
+        let uri_c = c_string("store URI", uri)?;
+        let mut owned: Vec<[CString; 2]> = Vec::with_capacity(params.len());
+        for (k, v) in params {
+            owned.push([c_string("store parameter name", k)?, c_string(&format!("store parameter '{k}'"), v)?]);
+        }
+        let pairs: Vec<[*const c_char; 2]> = owned.iter().map(|[k, v]| [k.as_ptr(), v.as_ptr()]).collect();
+        let mut rows: Vec<*mut *const c_char> = pairs.iter().map(|p| p.as_ptr().cast_mut()).collect();
+        rows.push(ptr::null_mut());
+        let ctx = Context::new();
+        // SAFETY: live context; uri is NUL-terminated; `rows` is a NULL-terminated array of
+        // pointers to [key, value] pairs of NUL-terminated strings, all alive for the call.
+        let raw = unsafe {
+            nix_sys::nix_store_open(
+                ctx.ptr(),
+                uri_c.as_ptr(),
+                if params.is_empty() { ptr::null_mut() } else { rows.as_mut_ptr() },
+            )
+        };
+        let ptr = match NonNull::new(raw) {
+            Some(p) => p,
+            None => {
+                ctx.check_last(|| format!("opening store '{uri}'"))?;
+                return Err(Error::invalid("store URI", format!("Nix returned no store for '{uri}'")));
+            }
+        };
+        Ok(Store {
+            ptr,
+            id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
+            requested_uri: uri.to_owned(),
+            params: params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            log_dir_override: None,
+        })
+    }
+
+    pub(crate) fn as_ptr(&self) -> *mut nix_sys::Store {
+        self.ptr.as_ptr()
+    }
+
+    fn get_string(
+        &self,
+        doing: &str,
+        f: unsafe extern "C" fn(
+            *mut nix_sys::nix_c_context,
+            *mut nix_sys::Store,
+            nix_sys::nix_get_string_callback,
+            *mut c_void,
+        ) -> nix_sys::nix_err,
+    ) -> Result<String> {
+        let ctx = Context::new();
+        let mut out = StringOut::default();
+        // SAFETY: live context and store; the callback copies into `out` during the call.
+        let rc = unsafe { f(ctx.ptr(), self.as_ptr(), Some(string_callback), out.as_user_data()) };
+        ctx.check(rc, || format!("{doing} of store '{}'", self.requested_uri))?;
+        Ok(out.0.unwrap_or_default())
+    }
+
+    /// The store's canonical URI (e.g. `local`, `daemon`, `file:///tmp/cache`).
+    pub fn uri(&self) -> Result<String> {
+        self.get_string("reading the URI", nix_sys::nix_store_get_uri)
+    }
+
+    /// The store directory, e.g. `/nix/store`.
+    pub fn store_dir(&self) -> Result<String> {
+        self.get_string("reading the store dir", nix_sys::nix_store_get_storedir)
+    }
+
+    /// The version of the Nix that serves the store (for a daemon: the daemon's).
+    pub fn version(&self) -> Result<String> {
+        self.get_string("reading the version", nix_sys::nix_store_get_version)
+    }
+
+    /// Parses a full store path (`/nix/store/<hash>-<name>`), rejecting anything else with
+    /// Nix's message.
+    pub fn parse_path(&self, path: &str) -> Result<StorePath> {
+        drop(self.c_path(path)?);
+        Ok(StorePath::from_valid(path))
+    }
+
+    /// A C `StorePath` for a call, parsed by Nix.
+    fn c_path(&self, path: &str) -> Result<CStorePath> {
+        let path_c = c_string("store path", path)?;
+        let ctx = Context::new();
+        // SAFETY: live context and store; NUL-terminated path.
+        let raw = unsafe { nix_sys::nix_store_parse_path(ctx.ptr(), self.as_ptr(), path_c.as_ptr()) };
+        match NonNull::new(raw) {
+            Some(p) => Ok(CStorePath(p)),
+            None => {
+                ctx.check_last(|| format!("parsing store path '{path}'"))?;
+                Err(Error::invalid("store path", format!("Nix rejected '{path}'")))
+            }
+        }
+    }
+
+    /// Whether `path` is valid (registered) in this store.
+    pub fn is_valid_path(&self, path: &StorePath) -> Result<bool> {
+        let p = self.c_path(path.as_str())?;
+        let ctx = Context::new();
+        // SAFETY: live context, store and path.
+        let valid = unsafe { nix_sys::nix_store_is_valid_path(ctx.ptr(), self.as_ptr(), p.0.as_ptr()) };
+        ctx.check_last(|| format!("checking validity of '{path}'"))?;
+        Ok(valid)
+    }
+
+    /// Where `path` lives on this machine's file system (differs from the store path for
+    /// stores with another `root` or `real` directory).
+    pub fn real_path(&self, path: &StorePath) -> Result<PathBuf> {
+        let p = self.c_path(path.as_str())?;
+        let ctx = Context::new();
+        let mut out = StringOut::default();
+        // SAFETY: live context, store and path; the callback copies into `out`.
+        let rc = unsafe {
+            nix_sys::nix_store_real_path(
+                ctx.ptr(),
+                self.as_ptr(),
+                p.0.as_ptr(),
+                Some(string_callback),
+                out.as_user_data(),
+            )
+        };
+        ctx.check(rc, || format!("finding the real path of '{path}'"))?;
+        Ok(PathBuf::from(out.0.unwrap_or_default()))
+    }
+
+    /// Copies `path` and everything it references from this store to `dst`.
+    pub fn copy_closure_to(&self, dst: &Store, path: &StorePath) -> Result<()> {
+        let p = self.c_path(path.as_str())?;
+        let ctx = Context::new();
+        // SAFETY: live context, both stores and the path.
+        let rc = unsafe { nix_sys::nix_store_copy_closure(ctx.ptr(), self.as_ptr(), dst.as_ptr(), p.0.as_ptr()) };
+        ctx.check(rc, || {
+            format!("copying the closure of '{path}' from '{}' to '{}'", self.requested_uri, dst.requested_uri)
+        })
+    }
+
+    /// Builds (or substitutes) the derivation `drv_path` and returns its outputs by name.
+    ///
+    /// A failed build is an [`Error::BuildFailed`] carrying the derivation, what is known of
+    /// the builder's failure and the tail of its log, also on Nix 2.26, whose C API reports
+    /// failed builds as success.
+    pub fn realise(&self, drv_path: &StorePath) -> Result<BTreeMap<String, StorePath>> {
+        if !drv_path.name().ends_with(".drv") {
+            return Err(Error::invalid("derivation path", format!("'{drv_path}' is not a .drv store path")));
+        }
+        if !self.is_valid_path(drv_path)? {
+            return Err(Error::invalid(
+                "derivation path",
+                format!("'{drv_path}' is not valid in store '{}'", self.requested_uri),
+            ));
+        }
+        let p = self.c_path(drv_path.as_str())?;
+        let ctx = Context::new();
+        let mut outputs: Vec<(String, String)> = Vec::new();
+        // SAFETY: live context, store and path; `outputs` outlives the call and is only
+        // touched by `collect_output` during it.
+        let rc = unsafe {
+            nix_sys::nix_store_realise(
+                ctx.ptr(),
+                self.as_ptr(),
+                p.0.as_ptr(),
+                (&mut outputs as *mut Vec<(String, String)>).cast(),
+                Some(collect_output),
+            )
+        };
+        ctx.check(rc, || format!("realising '{drv_path}'"))?;
+
+        let mut result = BTreeMap::new();
+        let mut missing = Vec::new();
+        for (name, path) in outputs {
+            let sp = StorePath::from_valid(&path);
+            if self.is_valid_path(&sp)? {
+                result.insert(name, sp);
+            } else {
+                missing.push(name);
+            }
+        }
+        if result.is_empty() || !missing.is_empty() {
+            return Err(self.build_failure(drv_path, missing));
+        }
+        Ok(result)
+    }
+
+    /// Assembles what is known about a failed build.
+    fn build_failure(&self, drv_path: &StorePath, mut missing: Vec<String>) -> Error {
+        let drv = self.read_derivation(drv_path).ok();
+        if missing.is_empty() {
+            if let Some(d) = &drv {
+                missing = d.outputs.keys().cloned().collect();
+            }
+        }
+        let log = self.build_log(drv_path).ok().flatten();
+        let log_tail: Vec<String> = log
+            .as_deref()
+            .map(|l| {
+                let lines: Vec<&str> = l.lines().collect();
+                lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].iter().map(|s| s.to_string()).collect()
+            })
+            .unwrap_or_default();
+        let builder = drv.as_ref().map(|d| d.builder.clone());
+        let reason = match (&builder, &log) {
+            (Some(b), _)
+                if b.starts_with('/')
+                    && !Path::new(b).exists()
+                    && !b.starts_with(&self.store_dir().unwrap_or_default()) =>
+            {
+                format!("the builder '{b}' does not exist")
+            }
+            (Some(b), _) if b.starts_with('/') && Path::new(b).is_file() && !is_executable(Path::new(b)) => {
+                format!("the builder '{b}' is not executable")
+            }
+            (_, Some(_)) => "the builder failed (exited with a non-zero status or was killed)".to_owned(),
+            (_, None) => "the build failed before the builder produced a log".to_owned(),
+        };
+        Error::BuildFailed(Box::new(BuildFailure {
+            drv_path: drv_path.to_string(),
+            builder,
+            reason,
+            missing_outputs: missing,
+            log_tail,
+        }))
+    }
+
+    /// Reads the derivation `drv_path` (which must be valid in this store and readable from
+    /// this machine).
+    pub fn read_derivation(&self, drv_path: &StorePath) -> Result<Derivation> {
+        let real = self.real_path(drv_path)?;
+        let text = std::fs::read_to_string(&real).map_err(|e| Error::io("reading derivation", &real, e))?;
+        Derivation::parse_aterm(&text).map_err(|m| Error::invalid("derivation", format!("'{drv_path}': {m}")))
+    }
+
+    /// Tells nix-rs where this store's build logs are on this machine, when the URI does not
+    /// say (e.g. a daemon serving a store with its own `log` directory).
+    pub fn set_log_dir(&mut self, dir: impl Into<PathBuf>) {
+        self.log_dir_override = Some(dir.into());
+    }
+
+    /// The directory where this store keeps build logs, when it is on this machine: the one
+    /// given to [`Store::set_log_dir`], else the URI's `log` or `root` parameter, else
+    /// `$NIX_LOG_DIR` or `/nix/var/log/nix` for local and daemon stores.
+    pub fn log_dir(&self) -> Option<PathBuf> {
+        if let Some(dir) = &self.log_dir_override {
+            return Some(dir.clone());
+        }
+        let mut query: Vec<(String, String)> = self.params.clone();
+        if let Some((_, q)) = self.requested_uri.split_once('?') {
+            for kv in q.split('&') {
+                if let Some((k, v)) = kv.split_once('=') {
+                    query.push((k.to_owned(), v.to_owned()));
+                }
+            }
+        }
+        let get = |key: &str| query.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+        let scheme = self.requested_uri.split(['?', ':']).next().unwrap_or("");
+        if let Some(log) = get("log") {
+            return Some(PathBuf::from(log));
+        }
+        if let Some(root) = get("root") {
+            return Some(Path::new(&root).join("nix/var/log/nix"));
+        }
+        match scheme {
+            "auto" | "local" | "daemon" | "unix" | "" => Some(
+                std::env::var_os("NIX_LOG_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/nix/var/log/nix")),
+            ),
+            _ if self.requested_uri.starts_with('/') => Some(Path::new(&self.requested_uri).join("nix/var/log/nix")),
+            _ => None,
+        }
+    }
+
+    /// The build log of `drv_path`, if this store keeps one on this machine.
+    pub fn build_log(&self, drv_path: &StorePath) -> Result<Option<String>> {
+        let Some(dir) = self.log_dir() else { return Ok(None) };
+        let base = drv_path.base_name();
+        if base.len() < 3 {
+            return Ok(None);
+        }
+        let stem = dir.join("drvs").join(&base[..2]).join(&base[2..]);
+        let compressed = stem.with_file_name(format!("{}.bz2", &base[2..]));
+        if let Ok(f) = std::fs::File::open(&compressed) {
+            let mut text = Vec::new();
+            bzip2::read::MultiBzDecoder::new(f)
+                .read_to_end(&mut text)
+                .map_err(|e| Error::io("decompressing build log", &compressed, e))?;
+            return Ok(Some(String::from_utf8_lossy(&text).into_owned()));
+        }
+        match std::fs::read(&stem) {
+            Ok(text) => Ok(Some(String::from_utf8_lossy(&text).into_owned())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("reading build log", &stem, e)),
+        }
+    }
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).map(|m| m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+}
+
+/// The output callback of `nix_store_realise`: copies what C lends at once.
+///
+/// # Safety
+/// `userdata` must point to a live `Vec<(String, String)>`; the strings must be NUL-terminated.
+unsafe extern "C" fn collect_output(userdata: *mut c_void, outname: *const c_char, out: *const c_char) {
+    // SAFETY: the caller (Store::realise) passes a live Vec; C passes NUL-terminated strings.
+    unsafe {
+        let outputs = &mut *userdata.cast::<Vec<(String, String)>>();
+        outputs.push((borrowed_c_str(outname), borrowed_c_str(out)));
+    }
+}
+
+/// An owned C `StorePath`, freed on drop.
+struct CStorePath(NonNull<nix_sys::StorePath>);
+
+impl Drop for CStorePath {
+    fn drop(&mut self) {
+        // SAFETY: the pointer came from nix_store_parse_path and is freed once.
+        unsafe { nix_sys::nix_store_path_free(self.0.as_ptr()) }
+    }
+}
+
+/// A store path such as `/nix/store/2ggm…6bc0-hello-2.12.1`, checked by Nix when made by
+/// [`Store::parse_path`].
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StorePath {
+    full: String,
+    base_start: usize,
+}
+
+impl StorePath {
+    /// Wraps a path that Nix produced or accepted (so it is well formed).
+    pub(crate) fn from_valid(full: &str) -> Self {
+        let base_start = full.rfind('/').map_or(0, |i| i + 1);
+        StorePath { full: full.to_owned(), base_start }
+    }
+
+    /// The full path, e.g. `/nix/store/<hash>-<name>`.
+    pub fn as_str(&self) -> &str {
+        &self.full
+    }
+
+    /// `<hash>-<name>`.
+    pub fn base_name(&self) -> &str {
+        &self.full[self.base_start..]
+    }
+
+    /// The 32-character hash part.
+    pub fn hash_part(&self) -> &str {
+        let base = self.base_name();
+        &base[..base.len().min(32)]
+    }
+
+    /// The name after the hash (e.g. `hello-2.12.1`, `foo.drv`).
+    pub fn name(&self) -> &str {
+        self.base_name().get(33..).unwrap_or("")
+    }
+
+    /// The path as a `Path`.
+    pub fn as_path(&self) -> &Path {
+        Path::new(&self.full)
+    }
+}
+
+impl fmt::Display for StorePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.full)
+    }
+}
+
+impl fmt::Debug for StorePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StorePath({:?})", self.full)
+    }
+}
+
+impl AsRef<Path> for StorePath {
+    fn as_ref(&self) -> &Path {
+        self.as_path()
+    }
+}

@@ -1,0 +1,96 @@
+//! Throw-away stores for tests and benchmarks.
+//!
+//! A [`TempStore`] is a real local store in a temporary directory
+//! (`local?store=<dir>/nix/store&state=<dir>/state&log=<dir>/log`), removed on drop.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+/// Settings every test store needs on a machine without build users or a sandbox, and without
+/// network: `sandbox = false`, `build-users-group =`, `build-hook =`, `substituters =`,
+/// `require-sigs = false` (copies from unsigned `file://` caches). Applied once per process,
+/// before the first test store opens.
+pub const TEST_SETTINGS: &[(&str, &str)] = &[
+    ("sandbox", "false"),
+    ("build-users-group", ""),
+    ("build-hook", ""),
+    ("substituters", ""),
+    ("require-sigs", "false"),
+];
+
+/// Applies [`TEST_SETTINGS`] once.
+pub fn apply_test_settings() -> Result<()> {
+    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
+    DONE.get_or_init(|| {
+        for (k, v) in TEST_SETTINGS {
+            crate::settings::set(k, v).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })
+    .clone()
+    .map_err(|m| Error::invalid("test settings", m))
+}
+
+/// A local store in a temporary directory.
+#[derive(Debug)]
+pub struct TempStore {
+    store: Store,
+    uri: String,
+    // Dropped last: the store must close before its files go.
+    dir: tempfile::TempDir,
+}
+
+impl TempStore {
+    /// Creates an empty store under the system's temporary directory.
+    pub fn new() -> Result<TempStore> {
+        Self::with_params(&[])
+    }
+
+    /// Creates an empty store and opens it with extra store parameters.
+    pub fn with_params(params: &[(&str, &str)]) -> Result<TempStore> {
+        apply_test_settings()?;
+        let dir = tempfile::Builder::new()
+            .prefix("nix-rs-store-")
+            .tempdir()
+            .map_err(|e| Error::io("creating temporary store", std::env::temp_dir(), e))?;
+        let uri = Self::uri_for(dir.path());
+        let store = Store::open_with_params(&uri, params)?;
+        Ok(TempStore { store, uri, dir })
+    }
+
+    /// The URI of a local store rooted at `dir`.
+    pub fn uri_for(dir: &Path) -> String {
+        let d = dir.display();
+        format!("local?store={d}/nix/store&state={d}/state&log={d}/log")
+    }
+
+    /// The open store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The URI it was opened with.
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    /// The temporary directory holding it.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The store directory (`<dir>/nix/store`).
+    pub fn store_dir_path(&self) -> PathBuf {
+        self.dir.path().join("nix/store")
+    }
+}
+
+impl std::ops::Deref for TempStore {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        &self.store
+    }
+}

@@ -1,0 +1,63 @@
+//! Helpers shared by nix-rs's integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix_rs::{DerivationBuilder, DerivationOutputs, Store};
+
+/// A derivation whose builder is `/bin/sh -c <script>` (PATH is unset inside builds).
+pub fn sh_drv(store: &Store, name: &str, script: &str) -> DerivationOutputs {
+    DerivationBuilder::new(name, "/bin/sh").args(["-c", script]).create(store).expect("creating derivation")
+}
+
+/// A `nix-daemon` from our Nix, serving a temp local store on a temp socket; killed on drop.
+pub struct TestDaemon {
+    child: Child,
+    pub socket: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestDaemon {
+    pub fn start() -> TestDaemon {
+        let dir = tempfile::Builder::new().prefix("nix-rs-daemon-").tempdir().unwrap();
+        let socket = dir.path().join("daemon.sock");
+        let store_uri = nix_rs::testing::TempStore::uri_for(&dir.path().join("store"));
+        let daemon = Path::new(nix_sys::BINDIR).join("nix-daemon");
+        let mut cmd = Command::new(&daemon);
+        cmd.env("NIX_DAEMON_SOCKET_PATH", &socket).args(["--option", "store", &store_uri]);
+        for (k, v) in nix_rs::testing::TEST_SETTINGS {
+            cmd.args(["--option", k, v]);
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", daemon.display()));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !socket.exists() {
+            assert!(Instant::now() < deadline, "nix-daemon did not create {}", socket.display());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        TestDaemon { child, socket, dir }
+    }
+
+    pub fn uri(&self) -> String {
+        // The client must use the daemon's store dir.
+        format!("unix://{}?store={}/store/nix/store", self.socket.display(), self.dir.path().display())
+    }
+
+    /// Where the daemon's store keeps its build logs.
+    pub fn log_dir(&self) -> PathBuf {
+        self.dir.path().join("store/log")
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

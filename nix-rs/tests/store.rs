@@ -1,0 +1,96 @@
+//! Store, StorePath, settings and init against real temporary stores.
+
+mod common;
+
+use std::collections::HashSet;
+
+use nix_rs::testing::TempStore;
+use nix_rs::{Error, Store, settings};
+
+#[test]
+fn opens_a_temp_store_and_reports_it() {
+    let t = TempStore::new().unwrap();
+    assert_eq!(t.store_dir().unwrap(), t.dir().join("nix/store").to_str().unwrap());
+    assert_eq!(t.version().unwrap(), nix_rs::nix_version());
+    let uri = t.store().uri().unwrap();
+    assert!(uri.starts_with("local"), "{uri}");
+}
+
+#[test]
+fn bad_uri_is_an_error_naming_it() {
+    let e = Store::open("nosuchscheme://x").unwrap_err();
+    assert!(matches!(e, Error::Nix { .. }), "{e:?}");
+    let s = e.to_string();
+    assert!(s.contains("opening store 'nosuchscheme://x'"), "{s}");
+}
+
+#[test]
+fn nul_in_uri_is_an_error_not_a_crash() {
+    let e = Store::open("local\0?x").unwrap_err();
+    assert!(matches!(e, Error::NulByte { .. }), "{e:?}");
+    let e = Store::open_with_params("local", &[("root", "a\0b")]).unwrap_err();
+    assert!(e.to_string().contains("store parameter 'root'"), "{e}");
+}
+
+#[test]
+fn binary_cache_store_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&format!("file://{}", dir.path().display())).unwrap();
+    assert!(s.uri().unwrap().starts_with("file://"));
+    assert_eq!(s.store_dir().unwrap(), "/nix/store");
+}
+
+#[test]
+fn parses_store_paths() {
+    let t = TempStore::new().unwrap();
+    let dir = t.store_dir_path();
+    let full = format!("{}/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-hello-2.12", dir.display());
+    let p = t.parse_path(&full).unwrap();
+    assert_eq!(p.name(), "hello-2.12");
+    assert_eq!(p.hash_part(), "g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q");
+    assert_eq!(p.to_string(), full);
+    assert_eq!(p.as_str(), full);
+    let q = p.clone();
+    assert_eq!(p, q);
+    let set: HashSet<_> = [p.clone(), q].into_iter().collect();
+    assert_eq!(set.len(), 1);
+    assert!(!t.is_valid_path(&p).unwrap());
+    assert_eq!(t.real_path(&p).unwrap(), std::path::PathBuf::from(&full));
+}
+
+#[test]
+fn malformed_and_outside_paths_are_rejected_with_nix_message() {
+    let t = TempStore::new().unwrap();
+    let e = t.parse_path("/tmp/definitely-not-in-store").unwrap_err();
+    assert!(e.to_string().contains("not in the Nix store"), "{e}");
+    let bad_hash = format!("{}/tooshort-hello", t.store_dir_path().display());
+    let e = t.parse_path(&bad_hash).unwrap_err();
+    assert!(e.to_string().contains(&bad_hash), "{e}");
+    // A path in another store dir is outside this store.
+    let e = t.parse_path("/nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-hello").unwrap_err();
+    assert!(e.to_string().contains("not in the Nix store"), "{e}");
+    let e = t.parse_path("a\0b").unwrap_err();
+    assert!(matches!(e, Error::NulByte { .. }));
+}
+
+#[test]
+fn settings_round_trip_and_bad_key() {
+    settings::set("max-silent-time", "1234").unwrap();
+    assert_eq!(settings::get("max-silent-time").unwrap(), "1234");
+    settings::set("max-silent-time", "0").unwrap();
+    let e = settings::get("no-such-setting-xyz").unwrap_err();
+    assert!(e.to_string().contains("no-such-setting-xyz"), "{e}");
+    let e = settings::set("no-such-setting-xyz", "1").unwrap_err();
+    assert!(e.to_string().contains("no-such-setting-xyz"), "{e}");
+}
+
+#[test]
+fn init_is_idempotent_and_first_options_win() {
+    nix_rs::init().unwrap();
+    nix_rs::init().unwrap();
+    let current = nix_rs::InitOptions::default();
+    let other = current.clone().echo_build_logs(!current.echo_build_logs);
+    let e = nix_rs::init_with(other).unwrap_err();
+    assert!(e.to_string().contains("already initialised"), "{e}");
+    assert!(nix_rs::nix_version().starts_with("2."));
+}
