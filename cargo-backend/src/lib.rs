@@ -1,5 +1,202 @@
-//! cargo-backend: builds cargo's unit graph as one Nix derivation per unit.
+//! cargo-backend: builds cargo's unit graph as one Nix derivation per unit, in-process.
+//!
+//! The pipeline, one module each:
+//! 1. [`workspace`]: cargo's unit graph (`--unit-graph`) and `cargo metadata`;
+//! 2. [`toolchain`]: rustc, the C compiler, and their identity;
+//! 3. [`plan`]: one derivation per unit, created through nix-rs (no `nix` process, no `.nix`
+//!    file), each running [`spec::UnitSpec`] with the `cargo-nix-unit` builder ([`run_unit`]);
+//! 4. [`scheduler`]: the DAG realised by our own workers over a [`queue::DependencyQueue`];
+//! 5. [`install`]: artifacts linked into `target/<profile>/`, each with a GC root.
+//!
+//! [`build`] runs 3–5 for a patched cargo that already has a unit graph; the `cargo nix`
+//! binary runs all of it.
 
 pub mod build_script;
+pub mod install;
+pub mod plan;
 pub mod queue;
+pub mod run_unit;
+pub mod scheduler;
+pub mod spec;
+pub mod toolchain;
 pub mod unit_graph;
+pub mod workspace;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix_rs::{Store, StorePath};
+
+pub use install::Installed;
+pub use scheduler::{Outcome, Reporter, SchedulerOptions, Silent};
+pub use toolchain::Toolchain;
+pub use workspace::{CargoArgs, CargoCommand, PackageInfo, Workspace};
+
+/// Errors of the backend.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Running cargo, or what it printed.
+    #[error("{0}")]
+    Cargo(String),
+    /// The unit graph is malformed.
+    #[error("invalid unit graph: {0}")]
+    UnitGraph(#[from] unit_graph::UnitGraphError),
+    /// The graph cannot be scheduled.
+    #[error("cannot schedule the unit graph: {0}")]
+    Graph(String),
+    /// Finding or running the toolchain.
+    #[error("toolchain: {0}")]
+    Toolchain(String),
+    /// A unit this backend cannot build.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// A Nix operation.
+    #[error("{0}: {1}")]
+    Nix(String, #[source] nix_rs::Error),
+    /// A file-system operation.
+    #[error("{0}: {1}")]
+    Io(String, #[source] std::io::Error),
+}
+
+/// Options of [`build`].
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Units built at once (`-j`).
+    pub jobs: usize,
+    /// Keep building what does not depend on a failure.
+    pub keep_going: bool,
+    /// The `cargo-nix-unit` builder on this machine (default: next to the running executable).
+    pub unit_builder: Option<PathBuf>,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            keep_going: false,
+            unit_builder: None,
+        }
+    }
+}
+
+/// What happened to one unit.
+#[derive(Debug, Clone)]
+pub struct UnitReport {
+    /// How cargo names it.
+    pub label: String,
+    /// The target's name.
+    pub target_name: String,
+    /// Its derivation.
+    pub drv: StorePath,
+    /// Its output.
+    pub out: StorePath,
+    /// The outcome.
+    pub outcome: Outcome,
+    /// Whether it belongs to a workspace member.
+    pub is_member: bool,
+    /// Whether it runs a build script.
+    pub is_build_script_run: bool,
+}
+
+/// The result of [`build`].
+#[derive(Debug, Clone)]
+pub struct BuildReport {
+    /// Every unit, by unit-graph index.
+    pub units: Vec<UnitReport>,
+    /// Artifacts linked into the target directory.
+    pub installed: Vec<Installed>,
+    /// Non-fatal problems (e.g. a GC root that could not be registered).
+    pub warnings: Vec<String>,
+    /// Time spent creating derivations.
+    pub plan_time: Duration,
+    /// Time spent realising them.
+    pub build_time: Duration,
+    /// The profile directory artifacts went to.
+    pub profile_dir: PathBuf,
+}
+
+impl BuildReport {
+    fn count(&self, f: impl Fn(&Outcome) -> bool) -> usize {
+        self.units.iter().filter(|u| f(&u.outcome)).count()
+    }
+    /// Units built by this run.
+    pub fn built(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Built(_)))
+    }
+    /// Units whose outputs were already in the store.
+    pub fn reused(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Reused))
+    }
+    /// Units that failed.
+    pub fn failed(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Failed(_)))
+    }
+    /// Units not built because of a failure.
+    pub fn skipped(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Skipped))
+    }
+    /// Whether every unit is built or reused.
+    pub fn success(&self) -> bool {
+        self.failed() == 0 && self.skipped() == 0
+    }
+}
+
+/// Where `cargo-nix-unit` is when not given: next to the running executable (or one level up,
+/// for test executables in `target/<profile>/deps`).
+pub fn default_unit_builder() -> Result<PathBuf, Error> {
+    let exe = std::env::current_exe().map_err(|e| Error::Io("finding the running executable".into(), e))?;
+    let dir = exe.parent().unwrap_or(Path::new("."));
+    [dir.join("cargo-nix-unit"), dir.join("../cargo-nix-unit")].into_iter().find(|p| p.is_file()).ok_or_else(|| {
+        Error::Io(format!("no cargo-nix-unit next to {}", exe.display()), std::io::ErrorKind::NotFound.into())
+    })
+}
+
+/// Builds the unit graph of `ws` on `store`: plans one derivation per unit, realises them with
+/// `options.jobs` workers, and installs the root units' artifacts into the target directory.
+pub fn build(
+    store: &Store,
+    ws: &Workspace,
+    toolchain: &Toolchain,
+    options: &BuildOptions,
+    reporter: &mut dyn Reporter,
+) -> Result<BuildReport, Error> {
+    let builder = match &options.unit_builder {
+        Some(p) => p.clone(),
+        None => default_unit_builder()?,
+    };
+    let start = Instant::now();
+    let plan = plan::Planner::new(store, ws, toolchain, &builder)?.plan()?;
+    let plan_time = start.elapsed();
+    let start = Instant::now();
+    let sched = SchedulerOptions { jobs: options.jobs, keep_going: options.keep_going };
+    let outcomes = scheduler::realise(store, &ws.graph, &plan, &sched, reporter)?;
+    let build_time = start.elapsed();
+
+    let profile = ws.graph.roots.first().map(|&r| ws.graph.units[r].profile.name.as_str()).unwrap_or("dev");
+    let profile_dir = ws.target_dir.join(install::profile_dir(profile));
+    let mut installed = Vec::new();
+    let mut warnings = Vec::new();
+    for &r in &ws.graph.roots {
+        if matches!(outcomes[r], Outcome::Built(_) | Outcome::Reused) {
+            let (mut i, w) = install::install(store, &plan.units[r], &profile_dir)?;
+            installed.append(&mut i);
+            warnings.extend(w);
+        }
+    }
+    let units = plan
+        .units
+        .into_iter()
+        .zip(outcomes)
+        .map(|(p, outcome)| UnitReport {
+            label: p.label,
+            target_name: p.target_name,
+            drv: p.drv,
+            out: p.out,
+            outcome,
+            is_member: p.is_member,
+            is_build_script_run: p.is_build_script_run,
+        })
+        .collect();
+    Ok(BuildReport { units, installed, warnings, plan_time, build_time, profile_dir })
+}

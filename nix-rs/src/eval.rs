@@ -26,7 +26,9 @@ use crate::source::FileKind;
 use crate::store::Store;
 
 /// Creates a derivation from the JSON written by `DerivationBuilder::create` and returns
-/// `{ drvPath, <output> = path; … }` as JSON.
+/// `{ drvPath, <output> = path; … }` as JSON. `outputs` is passed only when it is not the
+/// default `[ "out" ]`, so that the result is the very derivation that the equivalent
+/// `derivation { … }` expression gives (the attribute would otherwise land in the env).
 const DERIVATION_HELPER: &str = r#"
 json:
 let
@@ -36,9 +38,9 @@ let
     // builtins.listToAttrs (map (p: { name = p; value = { path = true; }; }) d.inputSrcs);
 in
 builtins.toJSON (builtins.derivationStrict (d.env // {
-  inherit (d) name system args outputs;
+  inherit (d) name system args;
   builder = builtins.appendContext d.builder context;
-}))
+} // (if d.outputs == [ "out" ] then { } else { inherit (d) outputs; })))
 "#;
 
 /// Adds a path to the store, filtered: `path: name: filter: <store path>`.

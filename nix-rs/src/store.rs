@@ -292,6 +292,45 @@ impl Store {
         Derivation::parse_aterm(&text).map_err(|m| Error::invalid("derivation", format!("'{drv_path}': {m}")))
     }
 
+    /// A parameter of the store as opened (URI query or extra parameters; the last one wins).
+    fn param(&self, key: &str) -> Option<String> {
+        let from_uri = self
+            .requested_uri
+            .split_once('?')
+            .map(|(_, q)| q)
+            .unwrap_or("")
+            .split('&')
+            .filter_map(|kv| kv.split_once('='));
+        let from_params = self.params.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        from_uri.chain(from_params).rfind(|(k, _)| *k == key).map(|(_, v)| v.to_owned())
+    }
+
+    /// Whether the store's files live on this machine under Nix's usual layout (a local store,
+    /// or a daemon on this machine).
+    fn is_on_this_machine(&self) -> bool {
+        let scheme = self.requested_uri.split(['?', ':']).next().unwrap_or("");
+        matches!(scheme, "auto" | "local" | "daemon" | "unix" | "") || self.requested_uri.starts_with('/')
+    }
+
+    /// A directory of the store's files on this machine: the `param` parameter, else
+    /// `<root>/<under_root>` for a `root` parameter (or a URI that is a path), else the
+    /// environment variable `env`, else `default`. `None` when the store is elsewhere.
+    fn local_dir(&self, param: &str, env: &str, under_root: &str) -> Option<PathBuf> {
+        if let Some(dir) = self.param(param) {
+            return Some(PathBuf::from(dir));
+        }
+        if let Some(root) = self.param("root") {
+            return Some(Path::new(&root).join(under_root));
+        }
+        if self.requested_uri.starts_with('/') {
+            return Some(Path::new(self.requested_uri.split('?').next().unwrap_or("")).join(under_root));
+        }
+        if !self.is_on_this_machine() {
+            return None;
+        }
+        Some(std::env::var_os(env).map(PathBuf::from).unwrap_or_else(|| Path::new("/").join(under_root)))
+    }
+
     /// Tells nix-rs where this store's build logs are on this machine, when the URI does not
     /// say (e.g. a daemon serving a store with its own `log` directory).
     pub fn set_log_dir(&mut self, dir: impl Into<PathBuf>) {
@@ -305,29 +344,44 @@ impl Store {
         if let Some(dir) = &self.log_dir_override {
             return Some(dir.clone());
         }
-        let mut query: Vec<(String, String)> = self.params.clone();
-        if let Some((_, q)) = self.requested_uri.split_once('?') {
-            for kv in q.split('&') {
-                if let Some((k, v)) = kv.split_once('=') {
-                    query.push((k.to_owned(), v.to_owned()));
-                }
-            }
-        }
-        let get = |key: &str| query.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.clone());
-        let scheme = self.requested_uri.split(['?', ':']).next().unwrap_or("");
-        if let Some(log) = get("log") {
-            return Some(PathBuf::from(log));
-        }
-        if let Some(root) = get("root") {
-            return Some(Path::new(&root).join("nix/var/log/nix"));
-        }
-        match scheme {
-            "auto" | "local" | "daemon" | "unix" | "" => Some(
-                std::env::var_os("NIX_LOG_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/nix/var/log/nix")),
-            ),
-            _ if self.requested_uri.starts_with('/') => Some(Path::new(&self.requested_uri).join("nix/var/log/nix")),
-            _ => None,
-        }
+        self.local_dir("log", "NIX_LOG_DIR", "nix/var/log/nix")
+    }
+
+    /// The state directory (database, GC roots) of a store on this machine: the `state` or
+    /// `root` parameter, else `$NIX_STATE_DIR` or `/nix/var/nix`.
+    pub fn state_dir(&self) -> Option<PathBuf> {
+        self.local_dir("state", "NIX_STATE_DIR", "nix/var/nix")
+    }
+
+    /// Registers `link`, a symlink outside the store that points into it, as an indirect
+    /// garbage-collector root (what `nix build` does for `./result`): while `link` exists and
+    /// points to a store path, the collector keeps that path; once `link` is removed, the root
+    /// is stale and the path can be collected.
+    ///
+    /// This writes `<state>/gcroots/auto/<hash of link>` → `link`, as Nix's own
+    /// `addIndirectRoot` does (the 2.26 C API has no function for it), so it needs a store on
+    /// this machine and write access to its state directory.
+    pub fn add_indirect_root(&self, link: &Path) -> Result<()> {
+        let link = std::path::absolute(link).map_err(|e| Error::io("resolving GC root", link, e))?;
+        let state = self.state_dir().ok_or_else(|| {
+            Error::invalid(
+                "GC root",
+                format!("store '{}' is not on this machine; cannot add a root", self.requested_uri),
+            )
+        })?;
+        let auto = state.join("gcroots/auto");
+        std::fs::create_dir_all(&auto).map_err(|e| Error::io("creating GC roots directory", &auto, e))?;
+        let name = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            link.hash(&mut h);
+            format!("libnix-{:016x}", h.finish())
+        };
+        let root = auto.join(name);
+        let tmp = auto.join(format!(".tmp-{}-{:?}", std::process::id(), std::thread::current().id()));
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&link, &tmp).map_err(|e| Error::io("creating GC root", &tmp, e))?;
+        std::fs::rename(&tmp, &root).map_err(|e| Error::io("creating GC root", &root, e))
     }
 
     /// The build log of `drv_path`, if this store keeps one on this machine.

@@ -1,0 +1,551 @@
+//! From units to derivations: one derivation per unit, created in-process through nix-rs.
+//!
+//! Units are visited dependencies first. For each one the planner computes what cargo would
+//! pass (rustc flags, `--extern` paths, the environment), writes it as a [`UnitSpec`] into a
+//! derivation whose builder is `cargo-nix-unit`, and learns the derivation's output path before
+//! anything is built, so dependents can name it.
+//!
+//! Identity: a unit's derivation hash covers its package's source (added to the store per
+//! package, filtered), its spec (which holds the store paths of its dependencies' outputs),
+//! the builder, and the toolchain's identity. Editing a file in one package therefore changes
+//! only that package's units and their dependents; the same registry crate built the same way
+//! in two workspaces is one derivation.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use nix_rs::{AddPathOptions, DerivationBuilder, Store, StorePath};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::Error;
+use crate::spec::{Action, LinkTarget, SPEC_ENV, UnitSpec};
+use crate::toolchain::{Toolchain, hex};
+use crate::unit_graph::{Mode, SourceKind, Unit};
+use crate::workspace::{PackageInfo, Workspace};
+
+/// What a unit produces, for installing it into the target directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArtifactKind {
+    /// An rlib (or dylib/staticlib/cdylib) of a library target.
+    Lib,
+    /// A `[[bin]]` executable.
+    Bin,
+    /// A test executable (`cargo test`).
+    Test,
+    /// An example executable.
+    Example,
+    /// A benchmark executable.
+    Bench,
+    /// Anything else (build scripts, proc-macros): not installed.
+    Internal,
+}
+
+/// One file a unit produces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artifact {
+    /// Its kind.
+    pub kind: ArtifactKind,
+    /// Path relative to the unit's output, e.g. `bin/hello-0123abcd`.
+    pub file: String,
+    /// Where cargo puts it, relative to `target/<profile>/`, e.g. `hello` or `deps/t-0123abcd`.
+    pub install_as: String,
+}
+
+/// A unit with its derivation.
+#[derive(Debug, Clone)]
+pub struct PlannedUnit {
+    /// Index in the unit graph.
+    pub index: usize,
+    /// How cargo names it: `name vX.Y.Z` (and ` (path)` for path packages).
+    pub label: String,
+    /// The target's name.
+    pub target_name: String,
+    /// The unit's `-C metadata` hash.
+    pub hash: String,
+    /// Its derivation.
+    pub drv: StorePath,
+    /// Its output path.
+    pub out: StorePath,
+    /// Files to install.
+    pub artifacts: Vec<Artifact>,
+    /// Whether it runs a build script.
+    pub is_build_script_run: bool,
+    /// Whether warnings should be shown (workspace members).
+    pub is_member: bool,
+}
+
+/// Every unit of a workspace, planned.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// By unit index.
+    pub units: Vec<PlannedUnit>,
+}
+
+/// Creates the derivations.
+#[derive(Debug)]
+pub struct Planner<'a> {
+    store: &'a Store,
+    ws: &'a Workspace,
+    tc: &'a Toolchain,
+    builder: StorePath,
+    sources: HashMap<PathBuf, StorePath>,
+    units: Vec<Option<PlannedUnit>>,
+    /// Per unit: its transitive library dependencies (indices), for `-L dependency=`.
+    transitive_libs: Vec<BTreeSet<usize>>,
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || "+-._?=".contains(c) { c } else { '-' }).collect()
+}
+
+fn crate_name(unit: &Unit) -> String {
+    if unit.is_build_script_compile() { "build_script_build".into() } else { unit.target.name.replace('-', "_") }
+}
+
+impl<'a> Planner<'a> {
+    /// A planner for `ws` on `store`, with `builder` the path of `cargo-nix-unit` on this
+    /// machine (it is added to the store).
+    pub fn new(store: &'a Store, ws: &'a Workspace, tc: &'a Toolchain, builder: &Path) -> Result<Self, Error> {
+        let builder = store
+            .add_path(builder, AddPathOptions::new().name("cargo-nix-unit"))
+            .map_err(|e| Error::Nix(format!("adding the unit builder {}", builder.display()), e))?;
+        let n = ws.graph.units.len();
+        Ok(Planner {
+            store,
+            ws,
+            tc,
+            builder,
+            sources: HashMap::new(),
+            units: vec![None; n],
+            transitive_libs: vec![BTreeSet::new(); n],
+        })
+    }
+
+    /// Plans every unit.
+    pub fn plan(mut self) -> Result<Plan, Error> {
+        for i in self.ws.graph.topological_order() {
+            let planned = self.plan_unit(i)?;
+            self.units[i] = Some(planned);
+        }
+        Ok(Plan { units: self.units.into_iter().map(|u| u.expect("every unit is planned")).collect() })
+    }
+
+    fn planned(&self, i: usize) -> &PlannedUnit {
+        self.units[i].as_ref().expect("dependencies are planned first")
+    }
+
+    /// The package's source in the store (added once per run).
+    fn source(&mut self, pkg: &PackageInfo) -> Result<StorePath, Error> {
+        if let Some(p) = self.sources.get(&pkg.manifest_dir) {
+            return Ok(p.clone());
+        }
+        let dir = pkg.manifest_dir.clone();
+        let nested: Vec<PathBuf> = self
+            .ws
+            .manifest_dirs()
+            .into_iter()
+            .filter(|d| *d != dir && d.starts_with(&dir))
+            .filter_map(|d| d.strip_prefix(&dir).ok().map(Path::to_path_buf))
+            .collect();
+        let target_rel = self.ws.target_dir.strip_prefix(&dir).ok().map(Path::to_path_buf);
+        let filter = move |rel: &Path, _kind| {
+            let top_target = rel == Path::new("target");
+            let git = rel.file_name().is_some_and(|n| n == ".git");
+            !(top_target || git || nested.iter().any(|n| n == rel) || target_rel.as_deref() == Some(rel))
+        };
+        let name = sanitize(&format!("{}-{}-src", pkg.name, pkg.version));
+        let path = self.store.add_path(&dir, AddPathOptions::new().name(name).filter(filter)).map_err(|e| {
+            Error::Nix(format!("adding the source of {} v{} ({})", pkg.name, pkg.version, dir.display()), e)
+        })?;
+        self.sources.insert(pkg.manifest_dir.clone(), path.clone());
+        Ok(path)
+    }
+
+    fn unit_hash(&self, i: usize, pkg: &PackageInfo) -> String {
+        #[derive(Serialize)]
+        struct Identity<'a> {
+            name: &'a str,
+            version: &'a str,
+            source: String,
+            target: &'a str,
+            kinds: &'a [String],
+            crate_types: &'a [String],
+            mode: &'a str,
+            profile: String,
+            features: &'a [String],
+            platform: &'a Option<String>,
+            toolchain: &'a str,
+            deps: Vec<(&'a str, &'a str)>,
+        }
+        let unit = &self.ws.graph.units[i];
+        let source = match unit.source_kind() {
+            SourceKind::Path(_) => "path".to_owned(),
+            _ => unit.package_id_parts().and_then(|p| p.source).unwrap_or("").to_owned(),
+        };
+        let mut deps: Vec<(&str, &str)> = unit
+            .dependencies
+            .iter()
+            .map(|d| (d.extern_crate_name.as_str(), self.planned(d.index).hash.as_str()))
+            .collect();
+        deps.sort();
+        let id = Identity {
+            name: &pkg.name,
+            version: &pkg.version,
+            source,
+            target: &unit.target.name,
+            kinds: &unit.target.kind,
+            crate_types: &unit.target.crate_types,
+            mode: unit.mode.as_str(),
+            profile: format!("{:?}", unit.profile),
+            features: &unit.features,
+            platform: &unit.platform,
+            toolchain: &self.tc.identity,
+            deps,
+        };
+        let json = serde_json::to_vec(&id).expect("identity serializes");
+        hex(&Sha256::digest(&json))[..16].to_owned()
+    }
+
+    fn package_env(pkg: &PackageInfo, src: &StorePath, tc: &Toolchain) -> BTreeMap<String, String> {
+        let mut env = BTreeMap::new();
+        let version = &pkg.version;
+        let (core, pre) = version.split_once('-').unwrap_or((version, ""));
+        let mut nums = core.split('.');
+        env.insert("CARGO".into(), tc.cargo.display().to_string());
+        env.insert("CARGO_MANIFEST_DIR".into(), src.to_string());
+        env.insert("CARGO_MANIFEST_PATH".into(), format!("{src}/Cargo.toml"));
+        env.insert("CARGO_PKG_NAME".into(), pkg.name.clone());
+        env.insert("CARGO_PKG_VERSION".into(), version.clone());
+        env.insert("CARGO_PKG_VERSION_MAJOR".into(), nums.next().unwrap_or("0").into());
+        env.insert("CARGO_PKG_VERSION_MINOR".into(), nums.next().unwrap_or("0").into());
+        env.insert(
+            "CARGO_PKG_VERSION_PATCH".into(),
+            nums.next().unwrap_or("0").split('+').next().unwrap_or("0").into(),
+        );
+        env.insert("CARGO_PKG_VERSION_PRE".into(), pre.split('+').next().unwrap_or("").into());
+        env.insert("CARGO_PKG_AUTHORS".into(), pkg.authors.clone());
+        env.insert("CARGO_PKG_DESCRIPTION".into(), pkg.description.clone());
+        env.insert("CARGO_PKG_HOMEPAGE".into(), pkg.homepage.clone());
+        env.insert("CARGO_PKG_REPOSITORY".into(), pkg.repository.clone());
+        env.insert("CARGO_PKG_LICENSE".into(), pkg.license.clone());
+        env.insert("CARGO_PKG_LICENSE_FILE".into(), pkg.license_file.clone());
+        env.insert("CARGO_PKG_RUST_VERSION".into(), pkg.rust_version.clone());
+        env.insert("CARGO_PKG_README".into(), pkg.readme.clone());
+        env
+    }
+
+    fn plan_unit(&mut self, i: usize) -> Result<PlannedUnit, Error> {
+        let ws = self.ws;
+        let unit = &ws.graph.units[i];
+        let pkg = ws.package_of(i)?;
+        if matches!(unit.mode, Mode::Doc | Mode::Doctest | Mode::Check { .. } | Mode::Other(_)) {
+            return Err(Error::Unsupported(format!(
+                "unit {} has mode `{}`, which cargo nix does not build",
+                unit.describe(),
+                unit.mode
+            )));
+        }
+        let src = self.source(pkg)?;
+        let hash = self.unit_hash(i, pkg);
+        let label = match unit.source_kind() {
+            SourceKind::Path(_) => format!("{} v{} ({})", pkg.name, pkg.version, pkg.manifest_dir.display()),
+            _ => format!("{} v{}", pkg.name, pkg.version),
+        };
+        let mut env = Self::package_env(pkg, &src, self.tc);
+        let mut drv = DerivationBuilder::new(
+            sanitize(&format!("rust-{}-{}-{}-{}", pkg.name, pkg.version, unit.target.name, unit.mode)),
+            self.builder.as_str(),
+        );
+        drv.arg("run").input_source(&self.builder).input_source(&src).env("toolchain", &self.tc.identity);
+        for d in &unit.dependencies {
+            drv.input_derivation(&self.planned(d.index).drv, ["out"]);
+        }
+
+        let mut artifacts = Vec::new();
+        let action = if unit.is_build_script_run() {
+            let compile =
+                unit.dependencies.iter().find(|d| ws.graph.units[d.index].is_build_script_compile()).ok_or_else(
+                    || Error::Unsupported(format!("build-script run {} has no compile unit", unit.describe())),
+                )?;
+            let c = self.planned(compile.index);
+            let program = format!("{}/{}", c.out, c.artifacts[0].file);
+            let mut dep_links = Vec::new();
+            for d in &unit.dependencies {
+                let du = &ws.graph.units[d.index];
+                if du.is_build_script_run() {
+                    if let Some(links) = &ws.package_of(d.index)?.links {
+                        dep_links.push((links.clone(), self.planned(d.index).out.to_string()));
+                    }
+                }
+            }
+            let p = &unit.profile;
+            env.insert("TARGET".into(), unit.platform.clone().unwrap_or_else(|| self.tc.host.clone()));
+            env.insert("HOST".into(), self.tc.host.clone());
+            env.insert("NUM_JOBS".into(), "1".into());
+            env.insert("OPT_LEVEL".into(), p.opt_level.clone());
+            env.insert("DEBUG".into(), p.debuginfo.is_some_and(|d| d.is_enabled()).to_string());
+            env.insert(
+                "PROFILE".into(),
+                if p.name == "release" || p.name == "bench" { "release" } else { "debug" }.into(),
+            );
+            env.insert("RUSTC".into(), self.tc.rustc.display().to_string());
+            env.insert("RUSTDOC".into(), self.tc.rustdoc.display().to_string());
+            env.insert("CARGO_ENCODED_RUSTFLAGS".into(), String::new());
+            if let Some(links) = &pkg.links {
+                env.insert("CARGO_MANIFEST_LINKS".into(), links.clone());
+            }
+            for f in &unit.features {
+                env.insert(format!("CARGO_FEATURE_{}", crate::build_script::envify(f)), "1".into());
+            }
+            env.extend(self.tc.cargo_cfg_env(p.debug_assertions));
+            Action::RunBuildScript { program, dep_links }
+        } else {
+            self.rustc_action(i, pkg, &hash, &mut env, &mut artifacts)?
+        };
+
+        // rustc reads transitive libraries (-L dependency=) and their build scripts' outputs.
+        for &t in &self.transitive_libs[i] {
+            drv.input_derivation(&self.planned(t).drv, ["out"]);
+            for d in &ws.graph.units[t].dependencies {
+                if ws.graph.units[d.index].is_build_script_run() {
+                    drv.input_derivation(&self.planned(d.index).drv, ["out"]);
+                }
+            }
+        }
+
+        let spec = UnitSpec {
+            label: label.clone(),
+            package: format!("{} v{}", pkg.name, pkg.version),
+            cwd: src.to_string(),
+            path: self.tc.path_env.clone(),
+            env,
+            action,
+        };
+        let json = serde_json::to_string(&spec).expect("spec serializes");
+        drv.env(SPEC_ENV, json).env("passAsFile", SPEC_ENV);
+        let created = drv
+            .create(self.store)
+            .map_err(|e| Error::Nix(format!("creating the derivation of {}", unit.describe()), e))?;
+        let out = created.outputs["out"].clone();
+        Ok(PlannedUnit {
+            index: i,
+            label,
+            target_name: unit.target.name.clone(),
+            hash,
+            drv: created.drv_path,
+            out,
+            artifacts,
+            is_build_script_run: unit.is_build_script_run(),
+            is_member: pkg.is_member,
+        })
+    }
+
+    fn rustc_action(
+        &mut self,
+        i: usize,
+        pkg: &PackageInfo,
+        hash: &str,
+        env: &mut BTreeMap<String, String>,
+        artifacts: &mut Vec<Artifact>,
+    ) -> Result<Action, Error> {
+        let ws = self.ws;
+        let unit = &ws.graph.units[i];
+        let name = crate_name(unit);
+        let rel_src = unit.target.src_path.strip_prefix(&pkg.manifest_dir).map_err(|_| {
+            Error::Unsupported(format!(
+                "{}: source {} is outside the package directory {}",
+                unit.describe(),
+                unit.target.src_path.display(),
+                pkg.manifest_dir.display()
+            ))
+        })?;
+        let is_test = unit.mode == Mode::Test;
+        let mut args: Vec<String> = vec![
+            "--crate-name".into(),
+            name.clone(),
+            format!("--edition={}", unit.target.edition),
+            rel_src.display().to_string(),
+            "--error-format=json".into(),
+            "--json=diagnostic-rendered-ansi,artifacts,future-incompat".into(),
+        ];
+        let crate_types: Vec<String> = if is_test {
+            args.push("--test".into());
+            vec!["bin".into()]
+        } else {
+            unit.target.crate_types.clone()
+        };
+        if !is_test {
+            for t in &crate_types {
+                args.push(format!("--crate-type={t}"));
+            }
+        }
+        let is_lib = unit.is_lib() && !is_test;
+        args.push(if is_lib { "--emit=dep-info,metadata,link" } else { "--emit=dep-info,link" }.into());
+        let links_output = !is_lib
+            || crate_types.iter().any(|t| matches!(t.as_str(), "cdylib" | "dylib" | "proc-macro" | "staticlib"));
+
+        let p = &unit.profile;
+        if p.opt_level != "0" {
+            args.push(format!("-Copt-level={}", p.opt_level));
+        }
+        if p.panic == "abort" && !is_test && !unit.is_proc_macro() {
+            args.push("-Cpanic=abort".into());
+        }
+        match p.lto.as_str() {
+            "false" | "" => args.push("-Cembed-bitcode=no".into()),
+            "off" => args.push("-Clto=off".into()),
+            "thin" if links_output => args.push("-Clto=thin".into()),
+            "true" | "fat" if links_output => args.push("-Clto".into()),
+            _ => {}
+        }
+        if let Some(cgu) = p.codegen_units {
+            args.push(format!("-Ccodegen-units={cgu}"));
+        }
+        if let Some(d) = p.debuginfo.filter(|d| d.is_enabled()) {
+            args.push(format!("-Cdebuginfo={}", d.rustc_value()));
+        }
+        if let Some(s) = &p.split_debuginfo {
+            args.push(format!("-Csplit-debuginfo={s}"));
+        }
+        if p.opt_level == "0" {
+            if !p.debug_assertions {
+                args.push("-Cdebug-assertions=off".into());
+            }
+            if !p.overflow_checks {
+                args.push("-Coverflow-checks=off".into());
+            }
+        } else {
+            if p.debug_assertions {
+                args.push("-Cdebug-assertions=on".into());
+            }
+            if p.overflow_checks {
+                args.push("-Coverflow-checks=on".into());
+            }
+        }
+        if p.strip != "none" && !p.strip.is_empty() {
+            args.push(format!("-Cstrip={}", p.strip));
+        }
+        if p.rpath {
+            args.push("-Crpath".into());
+        }
+        args.extend(p.rustflags.iter().cloned());
+        for f in &unit.features {
+            args.push("--cfg".into());
+            args.push(format!("feature=\"{f}\""));
+        }
+        args.push("--check-cfg".into());
+        args.push("cfg(docsrs,test)".into());
+        let values: Vec<String> = pkg.features.iter().map(|f| format!("\"{f}\"")).collect();
+        args.push("--check-cfg".into());
+        args.push(format!("cfg(feature, values({}))", values.join(", ")));
+        args.push("-C".into());
+        args.push(format!("metadata={hash}"));
+        args.push("-C".into());
+        args.push(format!("extra-filename=-{hash}"));
+        if !matches!(unit.source_kind(), SourceKind::Path(_)) {
+            args.push("--cap-lints".into());
+            args.push("allow".into());
+        }
+
+        // Dependencies: --extern for direct libraries, -L dependency= for all transitive ones.
+        let mut transitive = BTreeSet::new();
+        let mut build_script = None;
+        for d in &unit.dependencies {
+            let du = &ws.graph.units[d.index];
+            let dp = self.planned(d.index);
+            if du.is_build_script_run() {
+                build_script = Some(dp.out.to_string());
+            } else if du.is_lib() {
+                transitive.insert(d.index);
+                if !du.is_proc_macro() {
+                    transitive.extend(self.transitive_libs[d.index].iter().copied());
+                }
+                if let Some(a) = dp.artifacts.iter().find(|a| a.file.ends_with(".rlib") || a.file.ends_with(".so")) {
+                    let prefix = if d.noprelude { "noprelude:" } else { "" };
+                    args.push("--extern".into());
+                    args.push(format!("{prefix}{}={}/{}", d.extern_crate_name, dp.out, a.file));
+                }
+            } else if du.is_bin() && unit.mode == Mode::Test {
+                if let Some(a) = dp.artifacts.first() {
+                    env.insert(format!("CARGO_BIN_EXE_{}", du.target.name), format!("{}/{}", dp.out, a.file));
+                }
+            }
+        }
+        if unit.is_proc_macro() {
+            args.push("--extern".into());
+            args.push("proc_macro".into());
+        }
+        let mut dep_build_scripts = Vec::new();
+        for &t in &transitive {
+            let tp = self.planned(t);
+            args.push("-L".into());
+            args.push(format!("dependency={}/lib", tp.out));
+            for d in &ws.graph.units[t].dependencies {
+                if ws.graph.units[d.index].is_build_script_run() {
+                    dep_build_scripts.push(self.planned(d.index).out.to_string());
+                }
+            }
+        }
+        self.transitive_libs[i] = transitive;
+
+        env.insert("CARGO_CRATE_NAME".into(), name.clone());
+        if unit.is_bin() {
+            env.insert("CARGO_BIN_NAME".into(), unit.target.name.clone());
+        }
+        if pkg.is_member {
+            env.insert("CARGO_PRIMARY_PACKAGE".into(), "1".into());
+        }
+
+        // Artifacts.
+        let out_subdir = if is_lib { "lib" } else { "bin" };
+        if is_lib {
+            for t in &crate_types {
+                let file = match t.as_str() {
+                    "lib" | "rlib" => format!("lib{name}-{hash}.rlib"),
+                    "proc-macro" | "dylib" | "cdylib" => format!("lib{name}-{hash}.so"),
+                    "staticlib" => format!("lib{name}-{hash}.a"),
+                    _ => continue,
+                };
+                let kind = ArtifactKind::Lib;
+                let install_as = match t.as_str() {
+                    "lib" | "rlib" => format!("lib{name}.rlib"),
+                    "staticlib" => format!("lib{name}.a"),
+                    _ => format!("lib{name}.so"),
+                };
+                artifacts.push(Artifact { kind, file: format!("lib/{file}"), install_as });
+            }
+        } else {
+            let file = format!("bin/{name}-{hash}");
+            let (kind, install_as) = if unit.is_build_script_compile() {
+                (ArtifactKind::Internal, String::new())
+            } else if is_test {
+                (ArtifactKind::Test, format!("deps/{name}-{hash}"))
+            } else if unit.is_example() {
+                (ArtifactKind::Example, format!("examples/{}", unit.target.name))
+            } else if unit.is_bench() {
+                (ArtifactKind::Bench, format!("deps/{name}-{hash}"))
+            } else {
+                (ArtifactKind::Bin, unit.target.name.clone())
+            };
+            artifacts.push(Artifact { kind, file, install_as });
+        }
+
+        let link = LinkTarget {
+            links: links_output,
+            bin: unit.is_bin().then(|| unit.target.name.clone()),
+            test: unit.is_test() || is_test,
+            bench: unit.is_bench(),
+            example: unit.is_example() && crate_types.iter().any(|t| t == "bin"),
+            cdylib: unit.is_cdylib(),
+        };
+        Ok(Action::Rustc {
+            rustc: self.tc.rustc.display().to_string(),
+            args,
+            out_subdir: out_subdir.into(),
+            build_script,
+            dep_build_scripts,
+            link,
+        })
+    }
+}

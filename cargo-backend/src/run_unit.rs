@@ -1,0 +1,183 @@
+//! The builder side: executes a [`UnitSpec`] inside a Nix build (`cargo-nix-unit`).
+//!
+//! The process starts with Nix's builder environment (`out`, `unitSpecPath`, `TMPDIR`, …).
+//! The child (rustc or a build script) gets a clean environment: the spec's, plus `PATH`,
+//! `HOME`, and the temporary directory, the way cargo gives them a controlled one.
+//!
+//! Layout of `$out`: `lib/` or `bin/` (rustc artifacts), `diagnostics.jsonl` (rustc's JSON
+//! diagnostics, one per line, for `--message-format json` and warnings on reuse);
+//! for build-script runs `output` (the script's stdout) and `out-dir/` (its `OUT_DIR`).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::build_script::BuildScriptOutput;
+use crate::spec::{Action, UnitSpec};
+
+/// Why a unit failed, printed to the build log (what the user sees).
+#[derive(Debug)]
+pub struct UnitFailure(pub String);
+
+/// Runs the unit described by the builder's environment. Returns the failure to print.
+pub fn run_from_env() -> Result<(), UnitFailure> {
+    let spec_path = std::env::var_os(format!("{}Path", crate::spec::SPEC_ENV))
+        .ok_or_else(|| UnitFailure("cargo-nix-unit: no unitSpecPath in the environment".into()))?;
+    let out = std::env::var_os("out").ok_or_else(|| UnitFailure("cargo-nix-unit: no $out".into()))?;
+    let text = fs::read_to_string(&spec_path).map_err(|e| UnitFailure(format!("reading the unit spec: {e}")))?;
+    let spec: UnitSpec = serde_json::from_str(&text).map_err(|e| UnitFailure(format!("parsing the unit spec: {e}")))?;
+    run(&spec, Path::new(&out))
+}
+
+fn base_command(spec: &UnitSpec, program: &str) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env_clear().current_dir(&spec.cwd).env("PATH", &spec.path).envs(&spec.env);
+    for key in ["HOME", "TMPDIR", "TMP", "TEMP", "TEMPDIR", "NIX_BUILD_TOP"] {
+        if let Some(v) = std::env::var_os(key) {
+            cmd.env(key, v);
+        }
+    }
+    cmd
+}
+
+fn read_script_output(dir: &str, package: &str) -> Result<BuildScriptOutput, UnitFailure> {
+    let path = Path::new(dir).join("output");
+    let bytes = fs::read(&path).map_err(|e| UnitFailure(format!("reading {}: {e}", path.display())))?;
+    BuildScriptOutput::parse(&bytes, package).map_err(|e| UnitFailure(format!("error: {e}")))
+}
+
+/// Runs `spec` with `out` as the output directory.
+pub fn run(spec: &UnitSpec, out: &Path) -> Result<(), UnitFailure> {
+    let mkdir = |p: &Path| fs::create_dir_all(p).map_err(|e| UnitFailure(format!("creating {}: {e}", p.display())));
+    match &spec.action {
+        Action::Rustc { rustc, args, out_subdir, build_script, dep_build_scripts, link } => {
+            let artifacts = out.join(out_subdir);
+            mkdir(&artifacts)?;
+            let mut cmd = base_command(spec, rustc);
+            cmd.args(args);
+            if let Some(bs) = build_script {
+                let o = read_script_output(bs, &spec.package)?;
+                for cfg in &o.cfgs {
+                    cmd.arg("--cfg").arg(cfg);
+                }
+                for c in &o.check_cfgs {
+                    cmd.arg("--check-cfg").arg(c);
+                }
+                for l in &o.library_links {
+                    cmd.arg("-l").arg(l);
+                }
+                for p in &o.library_paths {
+                    cmd.arg("-L").arg(p);
+                }
+                for (target, arg) in &o.link_args {
+                    if link.accepts(target) {
+                        cmd.arg("-C").arg(format!("link-arg={arg}"));
+                    }
+                }
+                cmd.envs(o.env.iter().map(|(k, v)| (k, v)));
+                cmd.env("OUT_DIR", Path::new(bs).join("out-dir"));
+            }
+            for dep in dep_build_scripts {
+                for p in read_script_output(dep, &spec.package)?.library_paths {
+                    cmd.arg("-L").arg(p);
+                }
+            }
+            cmd.arg("--out-dir").arg(&artifacts);
+            run_rustc(cmd, spec, out)
+        }
+        Action::RunBuildScript { program, dep_links } => {
+            let out_dir = out.join("out-dir");
+            mkdir(&out_dir)?;
+            let mut cmd = base_command(spec, program);
+            cmd.env("OUT_DIR", &out_dir);
+            for (links, dir) in dep_links {
+                cmd.envs(read_script_output(dir, &spec.package)?.to_dep_env(links));
+            }
+            let result = cmd.stdin(Stdio::null()).stderr(Stdio::inherit()).output().map_err(|e| {
+                UnitFailure(format!("error: failed to run custom build command for `{}`: {e}", spec.package))
+            })?;
+            fs::write(out.join("output"), &result.stdout)
+                .map_err(|e| UnitFailure(format!("writing the build script's output: {e}")))?;
+            if !result.status.success() {
+                return Err(UnitFailure(format!(
+                    "error: failed to run custom build command for `{}`\n\nCaused by:\n  process didn't exit successfully: `{program}` ({})\n  --- stdout\n{}",
+                    spec.package,
+                    result.status,
+                    indent(&String::from_utf8_lossy(&result.stdout)),
+                )));
+            }
+            let parsed = BuildScriptOutput::parse(&result.stdout, &spec.package)
+                .map_err(|e| UnitFailure(format!("error: {e}")))?;
+            if parsed.has_errors() {
+                let mut msg = String::new();
+                for e in &parsed.errors {
+                    msg.push_str(&format!("error: {e}\n"));
+                }
+                msg.push_str(&format!("error: build script of `{}` reported errors", spec.package));
+                return Err(UnitFailure(msg));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("  {l}\n")).collect()
+}
+
+/// Runs rustc with JSON diagnostics: prints each diagnostic's rendered text to stderr as rustc
+/// would have, and keeps the JSON in `$out/diagnostics.jsonl`.
+fn run_rustc(mut cmd: Command, spec: &UnitSpec, out: &Path) -> Result<(), UnitFailure> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| UnitFailure(format!("error: could not execute rustc for {}: {e}", spec.label)))?;
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let mut diagnostics = Vec::new();
+    let mut log = std::io::stderr().lock();
+    for line in BufReader::new(stderr).split(b'\n') {
+        let line = line.map_err(|e| UnitFailure(format!("reading rustc's output: {e}")))?;
+        match serde_json::from_slice::<serde_json::Value>(&line) {
+            Ok(v) if v.get("$message_type").and_then(|t| t.as_str()) == Some("diagnostic") => {
+                if let Some(r) = v.get("rendered").and_then(|r| r.as_str()) {
+                    let _ = log.write_all(r.as_bytes());
+                }
+                diagnostics.extend_from_slice(&line);
+                diagnostics.push(b'\n');
+            }
+            Ok(v) if v.get("$message_type").is_some() => {}
+            _ => {
+                let _ = log.write_all(&line);
+                let _ = log.write_all(b"\n");
+            }
+        }
+    }
+    drop(log);
+    let status = child.wait().map_err(|e| UnitFailure(format!("waiting for rustc: {e}")))?;
+    if !status.success() {
+        return Err(UnitFailure(format!("error: could not compile {} ({status})", spec.label)));
+    }
+    fs::write(out.join("diagnostics.jsonl"), diagnostics).map_err(|e| UnitFailure(format!("writing diagnostics: {e}")))
+}
+
+/// Reads `diagnostics.jsonl` of a built unit and returns the rendered texts (for showing the
+/// warnings of a reused unit, as cargo replays cached ones).
+pub fn rendered_diagnostics(unit_out: &Path) -> Vec<String> {
+    let Ok(text) = fs::read_to_string(unit_out.join("diagnostics.jsonl")) else { return Vec::new() };
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v.get("rendered").and_then(|r| r.as_str()).map(str::to_owned))
+        .collect()
+}
+
+/// The store-relative layout helpers shared with the planner.
+pub fn artifact_dir(unit_out: &Path, subdir: &str) -> PathBuf {
+    unit_out.join(subdir)
+}
+
+#[allow(dead_code)]
+fn _assert_env_type(_: BTreeMap<String, String>) {}

@@ -1,0 +1,175 @@
+//! Realising the planned units in parallel: one coordinator, N workers.
+//!
+//! The coordinator owns all state: the [`DependencyQueue`], the outcome of every unit, and the
+//! reporter. Workers only receive a derivation to realise and send back one [`Message`]; they
+//! never touch shared state. A unit whose output is already valid in the store is *reused*
+//! without a worker. After the first failure (fail-fast, the default) nothing new starts, the
+//! units in flight finish, and the loop returns; with keep-going, every unit that does not
+//! depend on a failure is still built. A worker that panics still reports, through a drop guard.
+
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, unbounded};
+use nix_rs::{Store, StorePath};
+
+use crate::Error;
+use crate::plan::Plan;
+use crate::queue::DependencyQueue;
+use crate::unit_graph::UnitGraph;
+
+/// What happened to a unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Built by this run.
+    Built(Duration),
+    /// Its output was already in the store.
+    Reused,
+    /// It failed; the text is what the user should see (rustc's diagnostics, from the build log).
+    Failed(String),
+    /// Not built because a dependency failed (keep-going), or because the run stopped (fail-fast).
+    Skipped,
+}
+
+/// Progress events, for a front end.
+pub trait Reporter: Send {
+    /// A unit starts building.
+    fn started(&mut self, _index: usize) {}
+    /// A unit finished (built, reused, failed or skipped).
+    fn finished(&mut self, _index: usize, _outcome: &Outcome) {}
+    /// Fail-fast stopped scheduling; `in_flight` units are still running.
+    fn stopping(&mut self, _in_flight: usize) {}
+}
+
+/// A reporter that says nothing.
+#[derive(Debug, Default)]
+pub struct Silent;
+impl Reporter for Silent {}
+
+/// Options for [`realise`].
+#[derive(Debug, Clone)]
+pub struct SchedulerOptions {
+    /// Units built at once.
+    pub jobs: usize,
+    /// Keep building what does not depend on a failure.
+    pub keep_going: bool,
+}
+
+struct Job {
+    index: usize,
+    drv: StorePath,
+}
+
+enum Message {
+    Done { index: usize, result: Result<(), Box<nix_rs::Error>>, elapsed: Duration },
+    Panicked { index: usize, message: String },
+}
+
+/// Sends `Panicked` if the worker unwinds while holding a job.
+struct PanicGuard<'a> {
+    tx: &'a Sender<Message>,
+    index: Option<usize>,
+}
+
+impl Drop for PanicGuard<'_> {
+    fn drop(&mut self) {
+        if let (Some(index), true) = (self.index, std::thread::panicking()) {
+            let _ = self.tx.send(Message::Panicked { index, message: "worker panicked".into() });
+        }
+    }
+}
+
+fn worker(store: &Store, jobs: Receiver<Job>, tx: Sender<Message>) {
+    for job in jobs {
+        let mut guard = PanicGuard { tx: &tx, index: Some(job.index) };
+        let start = Instant::now();
+        let result = store.realise(&job.drv).map(|_| ()).map_err(Box::new);
+        guard.index = None;
+        let _ = tx.send(Message::Done { index: job.index, result, elapsed: start.elapsed() });
+    }
+}
+
+/// The text to show for a failed unit: its full build log (rustc's output as rustc printed
+/// it) when the store keeps one here, else the error.
+fn failure_text(store: &Store, drv: &StorePath, error: &nix_rs::Error) -> String {
+    match store.build_log(drv) {
+        Ok(Some(log)) if !log.trim().is_empty() => log,
+        _ => error.to_string(),
+    }
+}
+
+/// Realises every unit of `plan` on `store`; returns each unit's outcome (by unit index).
+pub fn realise(
+    store: &Store,
+    graph: &UnitGraph,
+    plan: &Plan,
+    options: &SchedulerOptions,
+    reporter: &mut dyn Reporter,
+) -> Result<Vec<Outcome>, Error> {
+    let n = graph.units.len();
+    let mut queue = DependencyQueue::new(
+        graph
+            .units
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (i, u.dependencies.iter().map(|d| d.index).collect::<Vec<_>>(), 1u64)),
+    )
+    .map_err(|e| Error::Graph(format!("{e:?}")))?;
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; n];
+    let mut valid = Vec::with_capacity(n);
+    for u in &plan.units {
+        valid.push(store.is_valid_path(&u.out).map_err(|e| Error::Nix(format!("checking {}", u.out), e))?);
+    }
+
+    let (job_tx, job_rx) = unbounded::<Job>();
+    let (msg_tx, msg_rx) = unbounded::<Message>();
+    let jobs = options.jobs.max(1);
+    std::thread::scope(|s| -> Result<(), Error> {
+        for _ in 0..jobs {
+            let (rx, tx) = (job_rx.clone(), msg_tx.clone());
+            s.spawn(move || worker(store, rx, tx));
+        }
+        drop(msg_tx);
+        let mut in_flight = 0usize;
+        let mut stopping = false;
+        loop {
+            while let Some(i) = if stopping { None } else { queue.dequeue() } {
+                if valid[i] {
+                    outcomes[i] = Some(Outcome::Reused);
+                    reporter.finished(i, &Outcome::Reused);
+                    queue.finish(i, true).map_err(|e| Error::Graph(format!("{e:?}")))?;
+                    continue;
+                }
+                reporter.started(i);
+                in_flight += 1;
+                let _ = job_tx.send(Job { index: i, drv: plan.units[i].drv.clone() });
+            }
+            if in_flight == 0 {
+                break;
+            }
+            let msg = msg_rx.recv().map_err(|_| Error::Graph("all scheduler workers are gone".into()))?;
+            in_flight -= 1;
+            let (i, outcome) = match msg {
+                Message::Done { index, result: Ok(()), elapsed } => (index, Outcome::Built(elapsed)),
+                Message::Done { index, result: Err(e), .. } => {
+                    (index, Outcome::Failed(failure_text(store, &plan.units[index].drv, &e)))
+                }
+                Message::Panicked { index, message } => (index, Outcome::Failed(message)),
+            };
+            let ok = !matches!(outcome, Outcome::Failed(_));
+            reporter.finished(i, &outcome);
+            outcomes[i] = Some(outcome);
+            let finished = queue.finish(i, ok).map_err(|e| Error::Graph(format!("{e:?}")))?;
+            for skipped in finished.skipped {
+                outcomes[skipped] = Some(Outcome::Skipped);
+                reporter.finished(skipped, &Outcome::Skipped);
+            }
+            if !ok && !options.keep_going && !stopping {
+                stopping = true;
+                reporter.stopping(in_flight);
+            }
+        }
+        drop(job_tx);
+        Ok(())
+    })?;
+    Ok(outcomes.into_iter().map(|o| o.unwrap_or(Outcome::Skipped)).collect())
+}

@@ -1,0 +1,97 @@
+//! What one unit's derivation does: the JSON that the planner writes into each derivation
+//! (env `unitSpec`) and that `cargo-nix-unit`, the builder, executes.
+//!
+//! Everything known when the derivation is created goes here (rustc arguments, `--extern`
+//! paths, the static environment), so that the derivation's hash is the unit's identity. What
+//! is only known at build time (a build script's output) is read by the builder from the
+//! store paths named here.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The environment variable (passed as a file) that holds the [`UnitSpec`].
+pub const SPEC_ENV: &str = "unitSpec";
+
+/// One unit, as its builder runs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitSpec {
+    /// How cargo names the unit, e.g. `serde v1.0.219 (lib)`.
+    pub label: String,
+    /// The package name as cargo prints it.
+    pub package: String,
+    /// The working directory: the package's source root in the store.
+    pub cwd: String,
+    /// `PATH` for the child process (the toolchain's and the C compiler's directories).
+    pub path: String,
+    /// Environment set for the child, before what the build script adds.
+    pub env: BTreeMap<String, String>,
+    /// What to run.
+    pub action: Action,
+}
+
+/// What a unit runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Action {
+    /// Compile a crate with rustc into `$out/<out_subdir>`.
+    Rustc {
+        /// Absolute path of rustc.
+        rustc: String,
+        /// Every argument except `--out-dir` and what the build script adds.
+        args: Vec<String>,
+        /// `lib` or `bin`.
+        out_subdir: String,
+        /// The output of this package's build-script run, if it has one: its `output` file
+        /// gives cfgs, env, link flags; `OUT_DIR` is its `out-dir`.
+        build_script: Option<String>,
+        /// Build-script run outputs of every transitive dependency: their `rustc-link-search`
+        /// paths are passed on (as cargo does).
+        dep_build_scripts: Vec<String>,
+        /// Which `rustc-link-arg*` instructions apply to this unit.
+        link: LinkTarget,
+    },
+    /// Run a compiled build script, keeping its stdout in `$out/output` and `OUT_DIR` in
+    /// `$out/out-dir`.
+    RunBuildScript {
+        /// The compiled script.
+        program: String,
+        /// `links` values and build-script run outputs of the immediate dependencies that
+        /// declare `links`: their metadata becomes `DEP_<LINKS>_<KEY>`.
+        dep_links: Vec<(String, String)>,
+    },
+}
+
+/// The facts about a unit that decide which `rustc-link-arg*` instructions apply (cargo's
+/// `LinkArgTarget::applies_to`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkTarget {
+    /// The unit links at all (bins, tests, benches, examples, cdylibs, proc-macros).
+    pub links: bool,
+    /// A binary, with its name.
+    pub bin: Option<String>,
+    /// An integration or unit test.
+    pub test: bool,
+    /// A benchmark.
+    pub bench: bool,
+    /// An example built as an executable.
+    pub example: bool,
+    /// A cdylib.
+    pub cdylib: bool,
+}
+
+impl LinkTarget {
+    /// Whether a `rustc-link-arg*` instruction for `target` applies here.
+    pub fn accepts(&self, target: &crate::build_script::LinkArgTarget) -> bool {
+        use crate::build_script::LinkArgTarget as T;
+        match target {
+            T::All => self.links,
+            T::Cdylib => self.cdylib,
+            T::Bins => self.bin.is_some(),
+            T::Bin(name) => self.bin.as_deref() == Some(name.as_str()),
+            T::Tests => self.test,
+            T::Benches => self.bench,
+            T::Examples => self.example,
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! Asking cargo for the plan: the unit graph (`--unit-graph`) and package facts
+//! (`cargo metadata`) that the graph lacks (`links`, authors, features, manifest paths).
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::Error;
+use crate::unit_graph::UnitGraph;
+
+/// The cargo command being emulated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CargoCommand {
+    /// `cargo build`.
+    Build,
+    /// `cargo test` (builds test executables; the caller runs them).
+    Test,
+}
+
+/// Cargo's usual selection flags, passed through to `cargo build --unit-graph` and
+/// `cargo metadata`.
+#[derive(Debug, Clone, Default)]
+pub struct CargoArgs {
+    /// `--manifest-path`.
+    pub manifest_path: Option<PathBuf>,
+    /// `--release`.
+    pub release: bool,
+    /// `-p`.
+    pub packages: Vec<String>,
+    /// `--workspace`.
+    pub workspace: bool,
+    /// `--features` (comma or space separated lists allowed, as in cargo).
+    pub features: Vec<String>,
+    /// `--no-default-features`.
+    pub no_default_features: bool,
+    /// `--all-features`.
+    pub all_features: bool,
+    /// `--target-dir`.
+    pub target_dir: Option<PathBuf>,
+    /// Extra flags for cargo (e.g. `--offline`, `--locked`).
+    pub extra: Vec<String>,
+}
+
+impl CargoArgs {
+    fn feature_flags(&self, cmd: &mut Command) {
+        for f in &self.features {
+            cmd.arg("--features").arg(f);
+        }
+        if self.no_default_features {
+            cmd.arg("--no-default-features");
+        }
+        if self.all_features {
+            cmd.arg("--all-features");
+        }
+        if let Some(m) = &self.manifest_path {
+            cmd.arg("--manifest-path").arg(m);
+        }
+    }
+}
+
+/// What the unit graph does not say about a package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageInfo {
+    /// Package name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Directory holding `Cargo.toml`.
+    pub manifest_dir: PathBuf,
+    /// `links`.
+    pub links: Option<String>,
+    /// Authors, joined with `:` as in `CARGO_PKG_AUTHORS`.
+    pub authors: String,
+    /// Description.
+    pub description: String,
+    /// Homepage.
+    pub homepage: String,
+    /// Repository.
+    pub repository: String,
+    /// License.
+    pub license: String,
+    /// License file.
+    pub license_file: String,
+    /// rust-version.
+    pub rust_version: String,
+    /// Readme.
+    pub readme: String,
+    /// Declared features (for `--check-cfg`).
+    pub features: BTreeSet<String>,
+    /// Whether it is a workspace member (its warnings are shown, lints not capped).
+    pub is_member: bool,
+}
+
+/// A workspace as cargo sees it for one command.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    /// The unit graph.
+    pub graph: UnitGraph,
+    /// Package facts by package id (as in the unit graph's `pkg_id`).
+    pub packages: HashMap<String, PackageInfo>,
+    /// The workspace root.
+    pub root: PathBuf,
+    /// The target directory (`--target-dir` or cargo's).
+    pub target_dir: PathBuf,
+    /// Doctest and doc units dropped from the graph (cargo nix does not run rustdoc).
+    pub skipped_doctests: usize,
+}
+
+/// Drops `doc` and `doctest` units (roots that nothing depends on), renumbering the rest.
+fn without_doc_units(graph: UnitGraph) -> (UnitGraph, usize) {
+    use crate::unit_graph::Mode;
+    let keep: Vec<bool> = graph.units.iter().map(|u| !matches!(u.mode, Mode::Doc | Mode::Doctest)).collect();
+    let dropped = keep.iter().filter(|k| !**k).count();
+    if dropped == 0 {
+        return (graph, 0);
+    }
+    let mut new_index = vec![usize::MAX; keep.len()];
+    let mut n = 0;
+    for (i, k) in keep.iter().enumerate() {
+        if *k {
+            new_index[i] = n;
+            n += 1;
+        }
+    }
+    let UnitGraph { version, units, roots } = graph;
+    let units = units
+        .into_iter()
+        .zip(&keep)
+        .filter(|(_, k)| **k)
+        .map(|(mut u, _)| {
+            u.dependencies.retain(|d| keep[d.index]);
+            for d in &mut u.dependencies {
+                d.index = new_index[d.index];
+            }
+            u
+        })
+        .collect();
+    let roots = roots.into_iter().filter(|r| keep[*r]).map(|r| new_index[r]).collect();
+    (UnitGraph { version, units, roots }, dropped)
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn run(mut cmd: Command, what: &str) -> Result<String, Error> {
+    let out = cmd.output().map_err(|e| Error::Cargo(format!("running cargo for {what}: {e}")))?;
+    if !out.status.success() {
+        return Err(Error::Cargo(format!("{what} failed:\n{}", String::from_utf8_lossy(&out.stderr).trim_end())));
+    }
+    String::from_utf8(out.stdout).map_err(|e| Error::Cargo(format!("{what} printed non-UTF-8: {e}")))
+}
+
+impl Workspace {
+    /// Runs cargo for `command` with `args` and reads the unit graph and the metadata.
+    pub fn load(command: CargoCommand, args: &CargoArgs) -> Result<Workspace, Error> {
+        let mut cmd = cargo();
+        cmd.arg(match command {
+            CargoCommand::Build => "build",
+            CargoCommand::Test => "test",
+        });
+        cmd.args(["--unit-graph", "-Z", "unstable-options"]).env("RUSTC_BOOTSTRAP", "1");
+        if args.release {
+            cmd.arg("--release");
+        }
+        for p in &args.packages {
+            cmd.arg("-p").arg(p);
+        }
+        if args.workspace {
+            cmd.arg("--workspace");
+        }
+        if let Some(t) = &args.target_dir {
+            cmd.arg("--target-dir").arg(t);
+        }
+        args.feature_flags(&mut cmd);
+        cmd.args(&args.extra);
+        let graph_json = run(cmd, "`cargo --unit-graph`")?;
+        let (graph, skipped_doctests) = without_doc_units(UnitGraph::parse(&graph_json)?);
+
+        let mut meta = cargo_metadata::MetadataCommand::new();
+        if let Some(m) = &args.manifest_path {
+            meta.manifest_path(m);
+        }
+        let mut other = Vec::new();
+        for f in &args.features {
+            other.extend(["--features".to_owned(), f.clone()]);
+        }
+        if args.no_default_features {
+            other.push("--no-default-features".into());
+        }
+        if args.all_features {
+            other.push("--all-features".into());
+        }
+        other.extend(args.extra.iter().cloned());
+        meta.other_options(other);
+        let metadata = meta.exec().map_err(|e| Error::Cargo(format!("`cargo metadata` failed: {e}")))?;
+        let members: BTreeSet<_> = metadata.workspace_members.iter().map(|id| id.repr.clone()).collect();
+        let packages = metadata
+            .packages
+            .iter()
+            .map(|p| {
+                let info = PackageInfo {
+                    name: p.name.to_string(),
+                    version: p.version.to_string(),
+                    manifest_dir: p.manifest_path.parent().map(|d| d.as_std_path().to_path_buf()).unwrap_or_default(),
+                    links: p.links.clone(),
+                    authors: p.authors.join(":"),
+                    description: p.description.clone().unwrap_or_default(),
+                    homepage: p.homepage.clone().unwrap_or_default(),
+                    repository: p.repository.clone().unwrap_or_default(),
+                    license: p.license.clone().unwrap_or_default(),
+                    license_file: p.license_file.as_ref().map(|f| f.to_string()).unwrap_or_default(),
+                    rust_version: p.rust_version.as_ref().map(|v| v.to_string()).unwrap_or_default(),
+                    readme: p.readme.as_ref().map(|f| f.to_string()).unwrap_or_default(),
+                    features: p.features.keys().cloned().collect(),
+                    is_member: members.contains(&p.id.repr),
+                };
+                (p.id.repr.clone(), info)
+            })
+            .collect();
+        let target_dir =
+            args.target_dir.clone().unwrap_or_else(|| metadata.target_directory.as_std_path().to_path_buf());
+        Ok(Workspace {
+            graph,
+            packages,
+            root: metadata.workspace_root.as_std_path().to_path_buf(),
+            target_dir,
+            skipped_doctests,
+        })
+    }
+
+    /// The package of unit `index`.
+    pub fn package_of(&self, index: usize) -> Result<&PackageInfo, Error> {
+        let unit = &self.graph.units[index];
+        self.packages.get(&unit.pkg_id).ok_or_else(|| {
+            Error::Cargo(format!("`cargo metadata` does not list package `{}` of unit {index}", unit.pkg_id))
+        })
+    }
+
+    /// Manifest directories of all packages (to keep nested packages out of each other's
+    /// sources).
+    pub fn manifest_dirs(&self) -> Vec<&Path> {
+        self.packages.values().map(|p| p.manifest_dir.as_path()).collect()
+    }
+}
