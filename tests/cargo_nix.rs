@@ -1,0 +1,106 @@
+//! `cargo nix build` / `cargo nix test` on the fixture workspaces in tests/fixtures, against
+//! plain cargo: same program output, no rebuild when nothing changed, only the edited crate and
+//! its dependents rebuilt after an edit, and the fixtures' own tests passing.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use support::Fixture;
+
+fn set(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+/// lib + bin, path dependencies, a build script writing OUT_DIR, a proc-macro, features.
+#[test]
+fn basic_workspace() {
+    let fx = Fixture::new("basic");
+    let (expected, got, first) = fx.both_outputs("app", &[]);
+    assert_eq!(got, expected);
+    assert!(got.contains("answer: 42") && got.contains("cfg true"), "{got}");
+    assert_eq!(first.reused, 0, "{}", first.stderr);
+
+    let again = fx.cargo_nix("build", &[]);
+    assert!(again.success(), "{}", again.stderr);
+    assert_eq!(again.built, 0, "a second build builds nothing:\n{}", again.stderr);
+    assert_eq!(again.reused, first.built);
+
+    // Edit the leaf crate: it and its dependent rebuild, nothing else.
+    fx.append("greeter/src/lib.rs", "\n/// Added by the test.\npub fn added() {}\n");
+    let edited = fx.cargo_nix("build", &[]);
+    assert!(edited.success(), "{}", edited.stderr);
+    assert_eq!(edited.compiled, set(&["app", "greeter"]), "{}", edited.stderr);
+    assert_eq!(edited.built, 2, "{}", edited.stderr);
+
+    // Features change the program as they do under cargo.
+    let (expected, got, _) = fx.both_outputs("app", &["-p", "app", "--features", "loud"]);
+    assert_eq!(got, expected);
+    assert!(got.contains("GOOD DAY, WORLD!"), "{got}");
+    let (expected, got, _) = fx.both_outputs("app", &["-p", "greeter", "-p", "app", "--no-default-features"]);
+    assert_eq!(got, expected);
+
+    let test = fx.cargo_nix("test", &[]);
+    assert!(test.success(), "cargo nix test failed:\n{}", test.stderr);
+    let stdout = String::from_utf8_lossy(&test.output.stdout);
+    assert!(stdout.contains("test tests::greets ... ok"), "{stdout}");
+    assert!(stdout.contains("test binary_runs_and_greets ... ok"), "{stdout}");
+}
+
+/// A -sys crate compiling C with `cc`, passing `links` metadata to a dependent's build script.
+#[test]
+fn sys_crate_with_links_metadata() {
+    let fx = Fixture::new("sys");
+    let (expected, got, _) = fx.both_outputs("user", &[]);
+    assert_eq!(got, expected);
+    assert_eq!(got.trim(), "hello_add(2, 3) = 12 (magic 7, lib version 1.2)");
+    let again = fx.cargo_nix("build", &[]);
+    assert_eq!(again.built, 0, "{}", again.stderr);
+
+    // Editing the C source rebuilds the -sys crate and its dependent, not cc.
+    std::fs::write(fx.path("hello-sys/csrc/hello.h"), "#define HELLO_MAGIC 8\nint hello_add(int a, int b);\n").unwrap();
+    let edited = fx.cargo_nix("build", &[]);
+    assert!(edited.success(), "{}", edited.stderr);
+    assert_eq!(edited.compiled, set(&["hello-sys", "user"]), "{}", edited.stderr);
+    assert!(fx.run(&fx.nix_target().join("debug/user")).contains("= 13 (magic 8"));
+
+    let test = fx.cargo_nix("test", &[]);
+    assert!(test.success(), "{}", test.stderr);
+    assert!(String::from_utf8_lossy(&test.output.stdout).contains("test tests::c_code_links ... ok"));
+}
+
+/// Registry dependencies: serde + serde_json with derive (a proc-macro from the registry).
+#[test]
+fn registry_dependencies() {
+    let fx = Fixture::new("registry");
+    let (expected, got, first) = fx.both_outputs("registry-user", &[]);
+    assert_eq!(got, expected);
+    assert!(first.compiled.contains("serde_derive"), "{}", first.stderr);
+    let again = fx.cargo_nix("build", &[]);
+    assert_eq!(again.built, 0, "{}", again.stderr);
+
+    fx.append("src/main.rs", "\n// edited\n");
+    let edited = fx.cargo_nix("build", &[]);
+    assert_eq!(edited.compiled, set(&["registry-user"]), "{}", edited.stderr);
+    assert_eq!(edited.built, 1, "{}", edited.stderr);
+
+    let test = fx.cargo_nix("test", &[]);
+    assert!(test.success(), "{}", test.stderr);
+    assert!(String::from_utf8_lossy(&test.output.stdout).contains("test tests::round_trips ... ok"));
+}
+
+/// A compile error fails the build with rustc's own diagnostics and a non-zero exit.
+#[test]
+fn compile_errors_show_rustc_diagnostics() {
+    let fx = Fixture::new("basic");
+    fx.append("greeter/src/lib.rs", "\npub fn broken() -> u32 { \"not a number\" }\n");
+    let run = fx.cargo_nix("build", &[]);
+    assert!(!run.success());
+    assert!(run.stderr.contains("error[E0308]: mismatched types"), "{}", run.stderr);
+    assert!(run.stderr.contains("greeter/src/lib.rs") || run.stderr.contains("src/lib.rs"), "{}", run.stderr);
+    assert!(!fx.nix_target().join("debug/app").exists(), "no artifact for a failed build");
+    // keep-going still builds what does not depend on the failure.
+    let run = fx.cargo_nix("build", &["--keep-going"]);
+    assert!(!run.success());
+    assert!(fx.nix_target().join("debug/libgen.rlib").exists(), "{}", run.stderr);
+}

@@ -1,0 +1,179 @@
+//! Shared helpers for the workspace's integration tests: fixture workspaces copied to a
+//! temporary directory, `cargo nix` (built on demand) against a temporary store, and plain
+//! cargo to compare with.
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use nix_rs::testing::{TEST_SETTINGS, TempStore};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// Builds `cargo-nix` and `cargo-nix-unit` (once per test process) and returns the directory
+/// holding them. They live in a target directory of their own so that this nested cargo never
+/// waits on the lock of the one running the tests.
+pub fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let target = repo().join("target/cargo-nix-for-tests");
+        let out = cargo()
+            .current_dir(repo())
+            .args(["build", "-q", "-p", "cargo-backend", "--bins", "--target-dir"])
+            .arg(&target)
+            .output()
+            .expect("running cargo build for cargo-nix");
+        assert!(out.status.success(), "building cargo-nix failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        target.join("debug")
+    })
+}
+
+/// A fixture workspace copied into a temporary directory, with its own store.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub store: TempStore,
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name();
+        if name == "target" {
+            continue;
+        }
+        let (src, dst) = (e.path(), to.join(&name));
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+/// What one `cargo nix` run said.
+#[derive(Debug)]
+pub struct NixRun {
+    pub output: Output,
+    pub stderr: String,
+    pub built: usize,
+    pub reused: usize,
+    /// Package names from the "Compiling" lines.
+    pub compiled: BTreeSet<String>,
+}
+
+impl NixRun {
+    pub fn success(&self) -> bool {
+        self.output.status.success()
+    }
+}
+
+impl Fixture {
+    pub fn new(name: &str) -> Fixture {
+        let dir = tempfile::Builder::new().prefix(&format!("fixture-{name}-")).tempdir().unwrap();
+        copy_dir(&repo().join("tests/fixtures").join(name), dir.path());
+        Fixture { dir, store: TempStore::new().unwrap() }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn manifest(&self) -> PathBuf {
+        self.path("Cargo.toml")
+    }
+
+    pub fn nix_target(&self) -> PathBuf {
+        self.path("target-nix")
+    }
+
+    pub fn cargo_target(&self) -> PathBuf {
+        self.path("target-cargo")
+    }
+
+    /// Appends `text` to a file of the fixture.
+    pub fn append(&self, rel: &str, text: &str) {
+        let p = self.path(rel);
+        let mut s = std::fs::read_to_string(&p).unwrap();
+        s.push_str(text);
+        std::fs::write(p, s).unwrap();
+    }
+
+    /// `cargo nix <sub> <args>` on this fixture and its store.
+    pub fn cargo_nix(&self, sub: &str, args: &[&str]) -> NixRun {
+        let mut config = String::new();
+        for (k, v) in TEST_SETTINGS {
+            config.push_str(&format!("{k} = {v}\n"));
+        }
+        let output = Command::new(bin_dir().join("cargo-nix"))
+            .arg("nix")
+            .arg(sub)
+            .arg("--manifest-path")
+            .arg(self.manifest())
+            .arg("--target-dir")
+            .arg(self.nix_target())
+            .args(["--store", self.store.uri()])
+            .args(args)
+            .env("NIX_CONFIG", config)
+            .output()
+            .expect("running cargo-nix");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        let (mut built, mut reused) = (usize::MAX, usize::MAX);
+        if let Some(l) = stderr.lines().find(|l| l.trim_start().starts_with("Finished")) {
+            let counts = l.rsplit_once('(').map(|(_, c)| c).unwrap_or("");
+            let nums: Vec<usize> = counts.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse().ok()).collect();
+            if let [b, r] = nums[..] {
+                (built, reused) = (b, r);
+            }
+        }
+        let compiled = stderr
+            .lines()
+            .filter_map(|l| l.trim_start().strip_prefix("Compiling "))
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_owned)
+            .collect();
+        NixRun { output, stderr, built, reused, compiled }
+    }
+
+    /// `cargo <sub> <args>` (plain cargo) on this fixture.
+    pub fn cargo(&self, sub: &str, args: &[&str]) -> Output {
+        let out = cargo()
+            .arg(sub)
+            .arg("--manifest-path")
+            .arg(self.manifest())
+            .arg("--target-dir")
+            .arg(self.cargo_target())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "cargo {sub} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        out
+    }
+
+    /// Runs a binary and returns its stdout.
+    pub fn run(&self, bin: &Path) -> String {
+        let out = Command::new(bin).output().unwrap_or_else(|e| panic!("running {}: {e}", bin.display()));
+        assert!(out.status.success(), "{} failed: {}", bin.display(), String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Builds `bin` with plain cargo and with cargo nix (same extra args) and returns both
+    /// programs' output.
+    pub fn both_outputs(&self, bin: &str, args: &[&str]) -> (String, String, NixRun) {
+        self.cargo("build", args);
+        let expected = self.run(&self.cargo_target().join("debug").join(bin));
+        let run = self.cargo_nix("build", args);
+        assert!(run.success(), "cargo nix build failed:\n{}", run.stderr);
+        let got = self.run(&self.nix_target().join("debug").join(bin));
+        (expected, got, run)
+    }
+}
