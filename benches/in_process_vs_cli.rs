@@ -13,20 +13,10 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use nix_rs::testing::{TEST_SETTINGS, TempStore};
+use nix_rs::testing::{TempStore, nix_cli};
 use nix_rs::{DerivationBuilder, Store};
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-fn cli(store_uri: &str, program: &str) -> Command {
-    let mut cmd = Command::new(Path::new(nix_sys::BINDIR).join(program));
-    let mut config = String::from("experimental-features = nix-command\n");
-    for (k, v) in TEST_SETTINGS {
-        config.push_str(&format!("{k} = {v}\n"));
-    }
-    cmd.env("NIX_REMOTE", store_uri).env("NIX_CONFIG", config);
-    cmd
-}
 
 fn run(mut cmd: Command) -> String {
     let out = cmd.output().expect("spawning the nix CLI");
@@ -59,7 +49,7 @@ fn benches(c: &mut Criterion) {
     // Sanity: both routes make the same derivation.
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let ours = new_drv(&t, &system, n);
-    let mut cmd = cli(t.uri(), "nix-instantiate");
+    let mut cmd = nix_cli("nix-instantiate", t.uri());
     cmd.arg(nix_file(files.path(), &system, n));
     assert_eq!(run(cmd), ours.drv_path.as_str(), "in-process and nix-instantiate disagree");
 
@@ -68,7 +58,7 @@ fn benches(c: &mut Criterion) {
     g.bench_function("nix_instantiate", |b| {
         b.iter(|| {
             let file = nix_file(files.path(), &system, COUNTER.fetch_add(1, Ordering::Relaxed));
-            let mut cmd = cli(t.uri(), "nix-instantiate");
+            let mut cmd = nix_cli("nix-instantiate", t.uri());
             cmd.arg(file);
             run(cmd)
         })
@@ -81,14 +71,14 @@ fn benches(c: &mut Criterion) {
     g.bench_function("in_process", |b| b.iter(|| t.realise(&built.drv_path).unwrap()));
     g.bench_function("nix_store_realise", |b| {
         b.iter(|| {
-            let mut cmd = cli(t.uri(), "nix-store");
+            let mut cmd = nix_cli("nix-store", t.uri());
             cmd.args(["--realise", built.drv_path.as_str()]);
             run(cmd)
         })
     });
     g.bench_function("nix_build", |b| {
         b.iter(|| {
-            let mut cmd = cli(t.uri(), "nix");
+            let mut cmd = nix_cli("nix", t.uri());
             cmd.args(["build", "--no-link", "--print-out-paths", &format!("{}^*", built.drv_path)]);
             run(cmd)
         })

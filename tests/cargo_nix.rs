@@ -104,3 +104,32 @@ fn compile_errors_show_rustc_diagnostics() {
     assert!(!run.success());
     assert!(fx.nix_target().join("debug/libgen.rlib").exists(), "{}", run.stderr);
 }
+
+/// Artifacts linked from target/ survive garbage collection; once target/ is gone
+/// (`cargo nix clean`), a collection reclaims them.
+#[test]
+fn gc_roots_keep_artifacts_until_clean() {
+    let fx = Fixture::new("basic");
+    let run = fx.cargo_nix("build", &["-p", "greeter"]);
+    assert!(run.success(), "{}", run.stderr);
+    let rlib = fx.nix_target().join("debug/libgreeter.rlib");
+    let store_file = std::fs::read_link(&rlib).unwrap();
+    let gc = || {
+        let o = nix_rs::testing::nix_cli("nix-store", fx.store.uri()).arg("--gc").output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    gc();
+    assert!(store_file.exists(), "GC removed a rooted artifact");
+
+    let roots = fx.cargo_nix("roots", &[]);
+    assert!(String::from_utf8_lossy(&roots.output.stdout).contains(".nix-roots/"), "{}", roots.stderr);
+    let clean = std::process::Command::new(support::bin_dir().join("cargo-nix"))
+        .args(["nix", "clean", "--target-dir"])
+        .arg(fx.nix_target())
+        .output()
+        .unwrap();
+    assert!(clean.status.success(), "{}", String::from_utf8_lossy(&clean.stderr));
+    assert!(!fx.nix_target().exists());
+    gc();
+    assert!(!store_file.exists(), "after clean, GC reclaims the artifact");
+}

@@ -94,3 +94,23 @@ impl std::ops::Deref for TempStore {
         &self.store
     }
 }
+
+/// A `std::process::Command` for one of the Nix CLI programs built with the Nix that nix-sys
+/// found (`nix`, `nix-store`, `nix-instantiate`, …), aimed at `store_uri` with
+/// [`TEST_SETTINGS`] and the `nix-command` feature. For tests and benchmarks that compare
+/// against the CLI; nothing in nix-rs runs it.
+pub fn nix_cli(program: &str, store_uri: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(Path::new(nix_sys::BINDIR).join(program));
+    cmd.env("NIX_REMOTE", store_uri).env("NIX_CONFIG", test_nix_config());
+    cmd
+}
+
+/// [`TEST_SETTINGS`] (plus `experimental-features = nix-command`) in `nix.conf` syntax, for
+/// the `NIX_CONFIG` variable of a child process.
+pub fn test_nix_config() -> String {
+    let mut config = String::from("experimental-features = nix-command\n");
+    for (k, v) in TEST_SETTINGS {
+        config.push_str(&format!("{k} = {v}\n"));
+    }
+    config
+}

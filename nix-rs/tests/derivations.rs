@@ -236,3 +236,80 @@ fn copies_a_closure_to_a_binary_cache_and_back() {
     assert!(real.starts_with(fresh_dir.path()), "{}", real.display());
     assert_eq!(fs::read_to_string(real).unwrap(), format!("{a_out}\n"));
 }
+
+#[test]
+fn in_process_derivation_is_the_one_nix_instantiate_makes() {
+    let t = TempStore::new().unwrap();
+    let system = nix_rs::settings::get("system").unwrap();
+    let ours = DerivationBuilder::new("same", "/bin/sh")
+        .system(&system)
+        .args(["-c", "echo $greeting > $out"])
+        .env("greeting", "hi")
+        .create(&t)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("same.nix");
+    fs::write(
+        &file,
+        format!(
+            "derivation {{ name = \"same\"; system = \"{system}\"; builder = \"/bin/sh\"; args = [ \"-c\" \"echo $greeting > $out\" ]; greeting = \"hi\"; }}"
+        ),
+    )
+    .unwrap();
+    let out = nix_rs::testing::nix_cli("nix-instantiate", t.uri()).arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), ours.drv_path.as_str());
+}
+
+#[test]
+fn input_sources_are_available_to_the_builder() {
+    let t = TempStore::new().unwrap();
+    let d = tempfile::tempdir().unwrap();
+    fs::write(d.path().join("data.txt"), "from a source\n").unwrap();
+    let src = t.add_path(d.path(), AddPathOptions::new().name("data")).unwrap();
+    let drv = DerivationBuilder::new("reads-src", "/bin/sh")
+        .args(["-c", &format!("read x < {src}/data.txt; echo \"$x!\" > $out")])
+        .input_source(&src)
+        .create(&t)
+        .unwrap();
+    assert_eq!(t.read_derivation(&drv.drv_path).unwrap().input_srcs, vec![src.to_string()]);
+    let out = &t.realise(&drv.drv_path).unwrap()["out"];
+    assert_eq!(fs::read_to_string(out.as_path()).unwrap(), "from a source!\n");
+}
+
+#[test]
+fn indirect_gc_root_keeps_a_path_until_its_link_goes() {
+    let t = TempStore::new().unwrap();
+    assert_eq!(t.state_dir(), Some(t.dir().join("state")));
+    assert_eq!(t.log_dir(), Some(t.dir().join("log")));
+    let d = sh_drv(&t, "rooted", "echo rooted > $out");
+    let out = t.realise(&d.drv_path).unwrap()["out"].clone();
+    let links = tempfile::tempdir().unwrap();
+    let link = links.path().join("result");
+    std::os::unix::fs::symlink(out.as_path(), &link).unwrap();
+    t.add_indirect_root(&link).unwrap();
+    let roots = || {
+        let o = nix_rs::testing::nix_cli("nix-store", t.uri()).args(["--gc", "--print-roots"]).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let listed = roots();
+    assert!(listed.contains(&format!("{} -> {out}", link.display())), "{listed}");
+    let o = nix_rs::testing::nix_cli("nix-store", t.uri()).arg("--gc").output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(t.is_valid_path(&out).unwrap(), "the root keeps the output");
+    // Without its link the root is stale. (The output itself stays while this process lives:
+    // Nix keeps temporary roots for the paths a live process built.)
+    fs::remove_file(&link).unwrap();
+    assert!(!roots().contains(&link.display().to_string()));
+}
+
+#[test]
+fn remote_stores_have_no_local_dirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Store::open(&format!("file://{}", dir.path().display())).unwrap();
+    assert_eq!(cache.log_dir(), None);
+    assert_eq!(cache.state_dir(), None);
+    let e = cache.add_indirect_root(dir.path()).unwrap_err();
+    assert!(e.to_string().contains("not on this machine"), "{e}");
+}

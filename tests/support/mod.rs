@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use nix_rs::testing::{TEST_SETTINGS, TempStore};
+use nix_rs::testing::{TempStore, test_nix_config};
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -110,22 +110,12 @@ impl Fixture {
 
     /// `cargo nix <sub> <args>` on this fixture and its store.
     pub fn cargo_nix(&self, sub: &str, args: &[&str]) -> NixRun {
-        let mut config = String::new();
-        for (k, v) in TEST_SETTINGS {
-            config.push_str(&format!("{k} = {v}\n"));
+        let mut cmd = Command::new(bin_dir().join("cargo-nix"));
+        cmd.arg("nix").arg(sub).arg("--manifest-path").arg(self.manifest()).arg("--target-dir").arg(self.nix_target());
+        if matches!(sub, "build" | "test") {
+            cmd.args(["--store", self.store.uri()]);
         }
-        let output = Command::new(bin_dir().join("cargo-nix"))
-            .arg("nix")
-            .arg(sub)
-            .arg("--manifest-path")
-            .arg(self.manifest())
-            .arg("--target-dir")
-            .arg(self.nix_target())
-            .args(["--store", self.store.uri()])
-            .args(args)
-            .env("NIX_CONFIG", config)
-            .output()
-            .expect("running cargo-nix");
+        let output = cmd.args(args).env("NIX_CONFIG", test_nix_config()).output().expect("running cargo-nix");
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         let (mut built, mut reused) = (usize::MAX, usize::MAX);
         if let Some(l) = stderr.lines().find(|l| l.trim_start().starts_with("Finished")) {

@@ -97,7 +97,7 @@ struct BuildArgs {
     /// Build as many units as possible after a failure.
     #[arg(long)]
     keep_going: bool,
-    /// Print each unit's derivation and the Nix plan.
+    /// Print each unit's derivation and output path at the end.
     #[arg(short, long)]
     verbose: bool,
 }
@@ -173,8 +173,6 @@ struct CliReporter<'a> {
     status: &'a Status,
     ws: &'a Workspace,
     announced: HashSet<String>,
-    verbose: bool,
-    drvs: Vec<String>,
 }
 
 impl CliReporter<'_> {
@@ -197,11 +195,6 @@ impl CliReporter<'_> {
 impl Reporter for CliReporter<'_> {
     fn started(&mut self, index: usize) {
         self.announce(index, "Compiling");
-        if self.verbose {
-            if let Some(d) = self.drvs.get(index) {
-                self.status.line("Realising", d);
-            }
-        }
     }
 
     fn finished(&mut self, _index: usize, outcome: &Outcome) {
@@ -259,8 +252,7 @@ fn build(
         }
         options.jobs = j;
     }
-    let mut reporter =
-        CliReporter { status, ws: &ws, announced: HashSet::new(), verbose: args.verbose, drvs: Vec::new() };
+    let mut reporter = CliReporter { status, ws: &ws, announced: HashSet::new() };
     let report = cargo_backend::build(&store, &ws, &toolchain, &options, &mut reporter)?;
     show_warnings(status, &store, &report);
     for w in &report.warnings {
