@@ -133,3 +133,41 @@ fn gc_roots_keep_artifacts_until_clean() {
     gc();
     assert!(!store_file.exists(), "after clean, GC reclaims the artifact");
 }
+
+/// A git dependency (a local repository, fetched by cargo) builds like any other source.
+#[test]
+fn git_dependency() {
+    let repo = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        let o = std::process::Command::new("git")
+            .current_dir(repo.path())
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    std::fs::create_dir_all(repo.path().join("src")).unwrap();
+    std::fs::write(repo.path().join("Cargo.toml"), "[package]\nname = \"from-git\"\nversion = \"0.4.0\"\nedition = \"2021\"\n")
+        .unwrap();
+    std::fs::write(repo.path().join("src/lib.rs"), "pub fn origin() -> &'static str { \"git\" }\n").unwrap();
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-qm", "init"]);
+
+    let fx = Fixture::new("basic");
+    std::fs::write(
+        fx.path("app/Cargo.toml"),
+        format!(
+            "[package]\nname = \"app\"\nversion = \"1.0.0\"\nedition = \"2021\"\n\n[dependencies]\n\
+             greeter = {{ path = \"../greeter\" }}\nmacros = {{ path = \"../macros\" }}\ngen = {{ path = \"../gen\" }}\n\
+             from-git = {{ git = \"file://{}\" }}\n\n[features]\nloud = [\"greeter/loud\"]\n",
+            repo.path().display()
+        ),
+    )
+    .unwrap();
+    fx.append("app/src/main.rs", "\n#[allow(dead_code)]\nfn from_git() -> &'static str { from_git::origin() }\n");
+    let (expected, got, run) = fx.both_outputs("app", &[]);
+    assert_eq!(got, expected);
+    assert!(run.compiled.contains("from-git"), "{}", run.stderr);
+}

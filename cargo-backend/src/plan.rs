@@ -89,10 +89,23 @@ pub struct Planner<'a> {
     ws: &'a Workspace,
     tc: &'a Toolchain,
     builder: StorePath,
+    /// Store paths of the toolchain (rustc's sysroot, the C compiler) when they live in the
+    /// store: inputs of every unit, which makes the build pure.
+    toolchain_inputs: Vec<StorePath>,
     sources: HashMap<PathBuf, StorePath>,
     units: Vec<Option<PlannedUnit>>,
     /// Per unit: its transitive library dependencies (indices), for `-L dependency=`.
     transitive_libs: Vec<BTreeSet<usize>>,
+}
+
+/// The store path holding `path`, if `path` is inside `store_dir` and valid in `store`.
+fn store_path_of(store: &Store, store_dir: &str, path: &Path) -> Result<Option<StorePath>, Error> {
+    let Ok(rel) = path.strip_prefix(store_dir) else { return Ok(None) };
+    let Some(first) = rel.components().next() else { return Ok(None) };
+    let full = Path::new(store_dir).join(first);
+    let Ok(sp) = store.parse_path(&full.to_string_lossy()) else { return Ok(None) };
+    let valid = store.is_valid_path(&sp).map_err(|e| Error::Nix(format!("checking {}", sp), e))?;
+    Ok(valid.then_some(sp))
 }
 
 fn sanitize(name: &str) -> String {
@@ -111,11 +124,19 @@ impl<'a> Planner<'a> {
             .add_path(builder, AddPathOptions::new().name("cargo-nix-unit"))
             .map_err(|e| Error::Nix(format!("adding the unit builder {}", builder.display()), e))?;
         let n = ws.graph.units.len();
+        let store_dir = store.store_dir().map_err(|e| Error::Nix("reading the store dir".into(), e))?;
+        let mut toolchain_inputs = Vec::new();
+        for p in std::iter::once(tc.sysroot.as_path()).chain(tc.cc.as_deref()) {
+            if let Some(sp) = store_path_of(store, &store_dir, p)? {
+                toolchain_inputs.push(sp);
+            }
+        }
         Ok(Planner {
             store,
             ws,
             tc,
             builder,
+            toolchain_inputs,
             sources: HashMap::new(),
             units: vec![None; n],
             transitive_libs: vec![BTreeSet::new(); n],
@@ -258,6 +279,9 @@ impl<'a> Planner<'a> {
             self.builder.as_str(),
         );
         drv.arg("run").input_source(&self.builder).input_source(&src).env("toolchain", &self.tc.identity);
+        for t in &self.toolchain_inputs {
+            drv.input_source(t);
+        }
         for d in &unit.dependencies {
             drv.input_derivation(&self.planned(d.index).drv, ["out"]);
         }
