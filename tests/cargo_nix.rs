@@ -148,8 +148,11 @@ fn git_dependency() {
         assert!(o.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&o.stderr));
     };
     std::fs::create_dir_all(repo.path().join("src")).unwrap();
-    std::fs::write(repo.path().join("Cargo.toml"), "[package]\nname = \"from-git\"\nversion = \"0.4.0\"\nedition = \"2021\"\n")
-        .unwrap();
+    std::fs::write(
+        repo.path().join("Cargo.toml"),
+        "[package]\nname = \"from-git\"\nversion = \"0.4.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
     std::fs::write(repo.path().join("src/lib.rs"), "pub fn origin() -> &'static str { \"git\" }\n").unwrap();
     git(&["init", "-q"]);
     git(&["add", "."]);

@@ -4,20 +4,18 @@
 //! 1. [`workspace`]: cargo's unit graph (`--unit-graph`) and `cargo metadata`;
 //! 2. [`toolchain`]: rustc, the C compiler, and their identity;
 //! 3. [`plan`]: one derivation per unit, created through nix-rs (no `nix` process, no `.nix`
-//!    file), each running [`spec::UnitSpec`] with the `cargo-nix-unit` builder ([`run_unit`]);
+//!    file), each running a [`spec::UnitSpec`] with the `cargo-nix-unit` builder (the
+//!    `cargo-nix-unit` crate, re-exported here as [`spec`], [`run_unit`], [`build_script`]);
 //! 4. [`scheduler`]: the DAG realised by our own workers over a [`queue::DependencyQueue`];
 //! 5. [`install`]: artifacts linked into `target/<profile>/`, each with a GC root.
 //!
 //! [`build`] runs 3–5 for a patched cargo that already has a unit graph; the `cargo nix`
 //! binary runs all of it.
 
-pub mod build_script;
 pub mod install;
 pub mod plan;
 pub mod queue;
-pub mod run_unit;
 pub mod scheduler;
-pub mod spec;
 pub mod toolchain;
 pub mod unit_graph;
 pub mod workspace;
@@ -27,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use nix_rs::{Store, StorePath};
 
+pub use cargo_nix_unit::{build_script, run_unit, spec};
 pub use install::Installed;
 pub use scheduler::{Outcome, Reporter, SchedulerOptions, Silent};
 pub use toolchain::Toolchain;
@@ -108,8 +107,10 @@ pub struct BuildReport {
     pub installed: Vec<Installed>,
     /// Non-fatal problems (e.g. a GC root that could not be registered).
     pub warnings: Vec<String>,
-    /// Time spent creating derivations.
+    /// Time spent planning: adding sources and creating derivations.
     pub plan_time: Duration,
+    /// Of which adding package sources to the store.
+    pub source_time: Duration,
     /// Time spent realising them.
     pub build_time: Duration,
     /// The profile directory artifacts went to.
@@ -168,6 +169,7 @@ pub fn build(
     let start = Instant::now();
     let plan = plan::Planner::new(store, ws, toolchain, &builder)?.plan()?;
     let plan_time = start.elapsed();
+    let source_time = plan.source_time;
     let start = Instant::now();
     let sched = SchedulerOptions { jobs: options.jobs, keep_going: options.keep_going };
     let outcomes = scheduler::realise(store, &ws.graph, &plan, &sched, reporter)?;
@@ -198,5 +200,5 @@ pub fn build(
             is_build_script_run: p.is_build_script_run,
         })
         .collect();
-    Ok(BuildReport { units, installed, warnings, plan_time, build_time, profile_dir })
+    Ok(BuildReport { units, installed, warnings, plan_time, source_time, build_time, profile_dir })
 }

@@ -19,7 +19,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::Error;
-use crate::spec::{Action, LinkTarget, SPEC_ENV, UnitSpec};
+use crate::build_script::LinkTarget;
+use crate::spec::{Action, SPEC_ENV, UnitSpec};
 use crate::toolchain::{Toolchain, hex};
 use crate::unit_graph::{Mode, SourceKind, Unit};
 use crate::workspace::{PackageInfo, Workspace};
@@ -80,6 +81,8 @@ pub struct PlannedUnit {
 pub struct Plan {
     /// By unit index.
     pub units: Vec<PlannedUnit>,
+    /// Time spent adding package sources to the store.
+    pub source_time: std::time::Duration,
 }
 
 /// Creates the derivations.
@@ -94,8 +97,21 @@ pub struct Planner<'a> {
     toolchain_inputs: Vec<StorePath>,
     sources: HashMap<PathBuf, StorePath>,
     units: Vec<Option<PlannedUnit>>,
+    source_time: std::time::Duration,
     /// Per unit: its transitive library dependencies (indices), for `-L dependency=`.
     transitive_libs: Vec<BTreeSet<usize>>,
+}
+
+/// The facts that select a unit's `rustc-link-arg*` instructions (cargo's
+/// `LinkArgTarget::applies_to`).
+pub fn link_target(unit: &Unit) -> LinkTarget {
+    LinkTarget {
+        bin: unit.is_bin().then(|| unit.target.name.clone()),
+        test: unit.is_test(),
+        bench: unit.is_bench(),
+        example: unit.is_example() && unit.target.crate_types.iter().any(|t| t == "bin"),
+        cdylib: unit.is_cdylib() && !unit.mode.is_any_test(),
+    }
 }
 
 /// The store path holding `path`, if `path` is inside `store_dir` and valid in `store`.
@@ -139,6 +155,7 @@ impl<'a> Planner<'a> {
             toolchain_inputs,
             sources: HashMap::new(),
             units: vec![None; n],
+            source_time: std::time::Duration::ZERO,
             transitive_libs: vec![BTreeSet::new(); n],
         })
     }
@@ -149,7 +166,10 @@ impl<'a> Planner<'a> {
             let planned = self.plan_unit(i)?;
             self.units[i] = Some(planned);
         }
-        Ok(Plan { units: self.units.into_iter().map(|u| u.expect("every unit is planned")).collect() })
+        Ok(Plan {
+            units: self.units.into_iter().map(|u| u.expect("every unit is planned")).collect(),
+            source_time: self.source_time,
+        })
     }
 
     fn planned(&self, i: usize) -> &PlannedUnit {
@@ -176,9 +196,11 @@ impl<'a> Planner<'a> {
             !(top_target || git || nested.iter().any(|n| n == rel) || target_rel.as_deref() == Some(rel))
         };
         let name = sanitize(&format!("{}-{}-src", pkg.name, pkg.version));
+        let start = std::time::Instant::now();
         let path = self.store.add_path(&dir, AddPathOptions::new().name(name).filter(filter)).map_err(|e| {
             Error::Nix(format!("adding the source of {} v{} ({})", pkg.name, pkg.version, dir.display()), e)
         })?;
+        self.source_time += start.elapsed();
         self.sources.insert(pkg.manifest_dir.clone(), path.clone());
         Ok(path)
     }
@@ -555,14 +577,7 @@ impl<'a> Planner<'a> {
             artifacts.push(Artifact { kind, file, install_as });
         }
 
-        let link = LinkTarget {
-            links: links_output,
-            bin: unit.is_bin().then(|| unit.target.name.clone()),
-            test: unit.is_test() || is_test,
-            bench: unit.is_bench(),
-            example: unit.is_example() && crate_types.iter().any(|t| t == "bin"),
-            cdylib: unit.is_cdylib(),
-        };
+        let link = link_target(unit);
         Ok(Action::Rustc {
             rustc: self.tc.rustc.display().to_string(),
             args,
@@ -571,5 +586,41 @@ impl<'a> Planner<'a> {
             dep_build_scripts,
             link,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::unit_graph::UnitGraph;
+
+    #[test]
+    fn link_targets_follow_cargo() {
+        let unit = |kind: &str, crate_type: &str, name: &str, mode: &str| {
+            format!(
+                r#"{{"pkg_id": "path+file:///p#0.1.0", "mode": "{mode}",
+                    "target": {{"kind": ["{kind}"], "crate_types": ["{crate_type}"],
+                                "name": "{name}", "src_path": "/p/x.rs"}}}}"#
+            )
+        };
+        let units = [
+            unit("lib", "lib", "p", "build"),
+            unit("bin", "bin", "tool", "build"),
+            unit("test", "bin", "it", "test"),
+            unit("example", "bin", "ex", "build"),
+            unit("example", "rlib", "exlib", "build"),
+            unit("bench", "bin", "b", "test"),
+            unit("cdylib", "cdylib", "p", "build"),
+            unit("cdylib", "cdylib", "p", "test"),
+        ];
+        let json = format!(r#"{{"version": 1, "units": [{}], "roots": []}}"#, units.join(","));
+        let g = UnitGraph::parse(&json).unwrap();
+        let t: Vec<LinkTarget> = g.units.iter().map(link_target).collect();
+        assert_eq!(t[0], LinkTarget::default());
+        assert_eq!(t[1].bin.as_deref(), Some("tool"));
+        assert!(t[2].test && t[2].bin.is_none());
+        assert!(t[3].example && !t[4].example);
+        assert!(t[5].bench);
+        assert!(t[6].cdylib && !t[7].cdylib);
     }
 }

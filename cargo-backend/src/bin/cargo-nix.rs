@@ -243,7 +243,9 @@ fn build(
 ) -> Result<(cargo_backend::BuildReport, Workspace, bool)> {
     let start = Instant::now();
     let ws = Workspace::load(command, &args.cargo_args())?;
+    let cargo_time = start.elapsed();
     let toolchain = Toolchain::detect()?;
+    let toolchain_time = start.elapsed() - cargo_time;
     let store = open_store(&args.store)?;
     let mut options = BuildOptions { keep_going: args.keep_going, ..BuildOptions::default() };
     if let Some(j) = args.jobs {
@@ -259,6 +261,17 @@ fn build(
         status.raw(&format!("warning: {w}"));
     }
     if args.verbose {
+        status.line(
+            "Timings",
+            &format!(
+                "cargo {:.3}s, toolchain {:.3}s, sources {:.3}s, derivations {:.3}s, realise {:.3}s",
+                cargo_time.as_secs_f64(),
+                toolchain_time.as_secs_f64(),
+                report.source_time.as_secs_f64(),
+                (report.plan_time - report.source_time).as_secs_f64(),
+                report.build_time.as_secs_f64()
+            ),
+        );
         for u in &report.units {
             status.line("Unit", &format!("{} [{}] {} -> {}", u.label, u.target_name, u.drv, u.out));
         }

@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::build_script::LinkTarget;
+
 /// The environment variable (passed as a file) that holds the [`UnitSpec`].
 pub const SPEC_ENV: &str = "unitSpec";
 
@@ -60,38 +62,4 @@ pub enum Action {
         /// declare `links`: their metadata becomes `DEP_<LINKS>_<KEY>`.
         dep_links: Vec<(String, String)>,
     },
-}
-
-/// The facts about a unit that decide which `rustc-link-arg*` instructions apply (cargo's
-/// `LinkArgTarget::applies_to`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LinkTarget {
-    /// The unit links at all (bins, tests, benches, examples, cdylibs, proc-macros).
-    pub links: bool,
-    /// A binary, with its name.
-    pub bin: Option<String>,
-    /// An integration or unit test.
-    pub test: bool,
-    /// A benchmark.
-    pub bench: bool,
-    /// An example built as an executable.
-    pub example: bool,
-    /// A cdylib.
-    pub cdylib: bool,
-}
-
-impl LinkTarget {
-    /// Whether a `rustc-link-arg*` instruction for `target` applies here.
-    pub fn accepts(&self, target: &crate::build_script::LinkArgTarget) -> bool {
-        use crate::build_script::LinkArgTarget as T;
-        match target {
-            T::All => self.links,
-            T::Cdylib => self.cdylib,
-            T::Bins => self.bin.is_some(),
-            T::Bin(name) => self.bin.as_deref() == Some(name.as_str()),
-            T::Tests => self.test,
-            T::Benches => self.bench,
-            T::Examples => self.example,
-        }
-    }
 }

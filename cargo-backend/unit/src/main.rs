@@ -1,5 +1,5 @@
 //! The builder of every unit derivation made by cargo-backend: runs rustc or a build script as
-//! described by the derivation's `unitSpec` (see `cargo_backend::run_unit`). Not for humans.
+//! described by the derivation's `unitSpec` (see `cargo_nix_unit::run_unit`). Not for humans.
 
 fn main() {
     match std::env::args().nth(1).as_deref() {
@@ -9,7 +9,7 @@ fn main() {
             std::process::exit(2);
         }
     }
-    if let Err(cargo_backend::run_unit::UnitFailure(message)) = cargo_backend::run_unit::run_from_env() {
+    if let Err(cargo_nix_unit::run_unit::UnitFailure(message)) = cargo_nix_unit::run_unit::run_from_env() {
         eprintln!("{message}");
         std::process::exit(1);
     }

@@ -8,10 +8,9 @@
 //! diagnostics, one per line, for `--message-format json` and warnings on reuse);
 //! for build-script runs `output` (the script's stdout) and `out-dir/` (its `OUT_DIR`).
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::build_script::BuildScriptOutput;
@@ -71,10 +70,8 @@ pub fn run(spec: &UnitSpec, out: &Path) -> Result<(), UnitFailure> {
                 for p in &o.library_paths {
                     cmd.arg("-L").arg(p);
                 }
-                for (target, arg) in &o.link_args {
-                    if link.accepts(target) {
-                        cmd.arg("-C").arg(format!("link-arg={arg}"));
-                    }
+                for arg in o.link_args_for(link) {
+                    cmd.arg("-C").arg(format!("link-arg={arg}"));
                 }
                 cmd.envs(o.env.iter().map(|(k, v)| (k, v)));
                 cmd.env("OUT_DIR", Path::new(bs).join("out-dir"));
@@ -173,11 +170,3 @@ pub fn rendered_diagnostics(unit_out: &Path) -> Vec<String> {
         .filter_map(|v| v.get("rendered").and_then(|r| r.as_str()).map(str::to_owned))
         .collect()
 }
-
-/// The store-relative layout helpers shared with the planner.
-pub fn artifact_dir(unit_out: &Path, subdir: &str) -> PathBuf {
-    unit_out.join(subdir)
-}
-
-#[allow(dead_code)]
-fn _assert_env_type(_: BTreeMap<String, String>) {}

@@ -34,8 +34,6 @@
 
 use std::str;
 
-use crate::unit_graph::Unit;
-
 /// Instructions the old `cargo:` syntax recognises. Any other `cargo:KEY=VALUE` is metadata.
 /// (No new instruction may be added here: that would change the meaning of existing output.)
 const OLD_SYNTAX_KEYS: &[&str] = &[
@@ -194,23 +192,38 @@ pub enum LinkArgTarget {
 }
 
 impl LinkArgTarget {
-    /// Whether the link argument goes on the rustc command line of `unit`, as cargo's
-    /// `LinkArgTarget::applies_to` decides it.
+    /// Whether the link argument goes on the rustc command line of a unit with the facts
+    /// `target`, as cargo's `LinkArgTarget::applies_to` decides it.
     ///
     /// Cargo passes link arguments to units of the package that ran the build script, with one
     /// historical exception: `Cdylib` arguments also reach cdylib units of *dependent* packages
     /// (rust-lang/cargo#9562). That choice of packages is the caller's.
-    pub fn applies_to(&self, unit: &Unit) -> bool {
+    pub fn applies_to(&self, target: &LinkTarget) -> bool {
         match self {
             LinkArgTarget::All => true,
-            LinkArgTarget::Cdylib => unit.is_cdylib() && !unit.mode.is_any_test(),
-            LinkArgTarget::Bins => unit.is_bin(),
-            LinkArgTarget::Bin(name) => unit.is_bin() && unit.target.name == *name,
-            LinkArgTarget::Tests => unit.is_test(),
-            LinkArgTarget::Benches => unit.is_bench(),
-            LinkArgTarget::Examples => unit.is_example() && unit.target.crate_types.iter().any(|t| t == "bin"),
+            LinkArgTarget::Cdylib => target.cdylib,
+            LinkArgTarget::Bins => target.bin.is_some(),
+            LinkArgTarget::Bin(name) => target.bin.as_deref() == Some(name.as_str()),
+            LinkArgTarget::Tests => target.test,
+            LinkArgTarget::Benches => target.bench,
+            LinkArgTarget::Examples => target.example,
         }
     }
+}
+
+/// The facts about a unit that decide which `rustc-link-arg*` instructions apply to it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LinkTarget {
+    /// A `[[bin]]` target (also when compiled as a test), with its name.
+    pub bin: Option<String>,
+    /// An integration test (`[[test]]`).
+    pub test: bool,
+    /// A benchmark (`[[bench]]`).
+    pub bench: bool,
+    /// An example built as an executable.
+    pub example: bool,
+    /// A cdylib, not compiled as a test.
+    pub cdylib: bool,
 }
 
 /// Everything a build script asked for, in the order it printed it.
@@ -421,9 +434,9 @@ impl BuildScriptOutput {
         self.metadata.iter().map(|(key, value)| (format!("DEP_{links}_{}", envify(key)), value.clone())).collect()
     }
 
-    /// The `-C link-arg=` values that apply to `unit` (see [`LinkArgTarget::applies_to`]).
-    pub fn link_args_for<'a>(&'a self, unit: &'a Unit) -> impl Iterator<Item = &'a str> + 'a {
-        self.link_args.iter().filter(move |(target, _)| target.applies_to(unit)).map(|(_, arg)| arg.as_str())
+    /// The `-C link-arg=` values that apply to a unit (see [`LinkArgTarget::applies_to`]).
+    pub fn link_args_for<'a>(&'a self, target: &'a LinkTarget) -> impl Iterator<Item = &'a str> + 'a {
+        self.link_args.iter().filter(move |(t, _)| t.applies_to(target)).map(|(_, arg)| arg.as_str())
     }
 
     /// Whether the script printed any `cargo::error`, which makes cargo fail the build.
@@ -696,40 +709,27 @@ mod tests {
 
     #[test]
     fn link_arg_targets_select_units() {
-        use crate::unit_graph::UnitGraph;
-        let unit = |kind: &str, crate_type: &str, name: &str, mode: &str| {
-            format!(
-                r#"{{"pkg_id": "path+file:///p#0.1.0", "mode": "{mode}",
-                    "target": {{"kind": ["{kind}"], "crate_types": ["{crate_type}"],
-                                "name": "{name}", "src_path": "/p/x.rs"}}}}"#
-            )
-        };
-        let units = [
-            unit("lib", "lib", "p", "build"),
-            unit("bin", "bin", "tool", "build"),
-            unit("bin", "bin", "other", "build"),
-            unit("test", "bin", "it", "test"),
-            unit("example", "bin", "ex", "build"),
-            unit("example", "rlib", "exlib", "build"),
-            unit("bench", "bin", "b", "test"),
-            unit("cdylib", "cdylib", "p", "build"),
-            unit("cdylib", "cdylib", "p", "test"),
-        ];
-        let json = format!(r#"{{"version": 1, "units": [{}], "roots": []}}"#, units.join(","));
-        let g = UnitGraph::parse(&json).unwrap();
+        let lib = LinkTarget::default();
+        let tool = LinkTarget { bin: Some("tool".into()), ..Default::default() };
+        let other = LinkTarget { bin: Some("other".into()), ..Default::default() };
+        let test = LinkTarget { test: true, ..Default::default() };
+        let example = LinkTarget { example: true, ..Default::default() };
+        let bench = LinkTarget { bench: true, ..Default::default() };
+        let cdylib = LinkTarget { cdylib: true, ..Default::default() };
+        let units = [&lib, &tool, &other, &test, &example, &bench, &cdylib];
         let selected =
-            |t: LinkArgTarget| -> Vec<usize> { (0..g.units.len()).filter(|&i| t.applies_to(&g.units[i])).collect() };
-        assert_eq!(selected(LinkArgTarget::All).len(), g.units.len());
+            |t: LinkArgTarget| -> Vec<usize> { (0..units.len()).filter(|&i| t.applies_to(units[i])).collect() };
+        assert_eq!(selected(LinkArgTarget::All).len(), units.len());
         assert_eq!(selected(LinkArgTarget::Bins), vec![1, 2]);
         assert_eq!(selected(LinkArgTarget::Bin("tool".into())), vec![1]);
         assert_eq!(selected(LinkArgTarget::Tests), vec![3]);
         assert_eq!(selected(LinkArgTarget::Examples), vec![4]);
-        assert_eq!(selected(LinkArgTarget::Benches), vec![6]);
-        assert_eq!(selected(LinkArgTarget::Cdylib), vec![7]);
+        assert_eq!(selected(LinkArgTarget::Benches), vec![5]);
+        assert_eq!(selected(LinkArgTarget::Cdylib), vec![6]);
 
         let out = parse("cargo:rustc-link-arg=-all\ncargo:rustc-link-arg-bins=-bins\n");
-        assert_eq!(out.link_args_for(&g.units[1]).collect::<Vec<_>>(), vec!["-all", "-bins"]);
-        assert_eq!(out.link_args_for(&g.units[0]).collect::<Vec<_>>(), vec!["-all"]);
+        assert_eq!(out.link_args_for(&tool).collect::<Vec<_>>(), vec!["-all", "-bins"]);
+        assert_eq!(out.link_args_for(&lib).collect::<Vec<_>>(), vec!["-all"]);
     }
 
     #[test]
