@@ -33,6 +33,15 @@ fn basic_workspace() {
     assert_eq!(edited.compiled, set(&["app", "greeter"]), "{}", edited.stderr);
     assert_eq!(edited.built, 2, "{}", edited.stderr);
 
+    // A new file cargo discovers by its existence (a bin) changes the unit graph: the cached
+    // plan must not hide it.
+    std::fs::create_dir_all(fx.path("app/src/bin")).unwrap();
+    std::fs::write(fx.path("app/src/bin/extra.rs"), "fn main() { println!(\"extra\"); }\n").unwrap();
+    let added = fx.cargo_nix("build", &[]);
+    assert!(added.success(), "{}", added.stderr);
+    assert_eq!(fx.run(&fx.nix_target().join("debug/extra")), "extra\n");
+    std::fs::remove_file(fx.path("app/src/bin/extra.rs")).unwrap();
+
     // Features change the program as they do under cargo.
     let (expected, got, _) = fx.both_outputs("app", &["-p", "app", "--features", "loud"]);
     assert_eq!(got, expected);

@@ -12,6 +12,7 @@
 //! [`build`] runs 3–5 for a patched cargo that already has a unit graph; the `cargo nix`
 //! binary runs all of it.
 
+pub mod cache;
 pub mod install;
 pub mod plan;
 pub mod queue;
@@ -27,7 +28,7 @@ use nix_rs::{Store, StorePath};
 
 pub use cargo_nix_unit::{build_script, run_unit, spec};
 pub use install::Installed;
-pub use scheduler::{Outcome, Reporter, SchedulerOptions, Silent};
+pub use scheduler::{Node, Outcome, Reporter, SchedulerOptions, Silent};
 pub use toolchain::Toolchain;
 pub use workspace::{CargoArgs, CargoCommand, PackageInfo, Workspace};
 
@@ -162,17 +163,40 @@ pub fn build(
     options: &BuildOptions,
     reporter: &mut dyn Reporter,
 ) -> Result<BuildReport, Error> {
+    build_with_cache(store, ws, toolchain, options, reporter, &mut cache::Cache::default())
+}
+
+/// [`build`], reusing (and refreshing) what `cache` holds: package sources whose files have
+/// not changed are not hashed again, and when nothing changed the derivations are not
+/// recreated (see [`cache`]).
+pub fn build_with_cache(
+    store: &Store,
+    ws: &Workspace,
+    toolchain: &Toolchain,
+    options: &BuildOptions,
+    reporter: &mut dyn Reporter,
+    cache: &mut cache::Cache,
+) -> Result<BuildReport, Error> {
     let builder = match &options.unit_builder {
         Some(p) => p.clone(),
         None => default_unit_builder()?,
     };
     let start = Instant::now();
-    let plan = plan::Planner::new(store, ws, toolchain, &builder)?.plan()?;
+    let plan = plan::Planner::plan_cached(store, ws, toolchain, &builder, cache)?;
     let plan_time = start.elapsed();
     let source_time = plan.source_time;
     let start = Instant::now();
     let sched = SchedulerOptions { jobs: options.jobs, keep_going: options.keep_going };
-    let outcomes = scheduler::realise(store, &ws.graph, &plan, &sched, reporter)?;
+    let nodes: Vec<Node> = plan
+        .units
+        .iter()
+        .map(|u| Node {
+            drv: u.drv.clone(),
+            out: u.out.clone(),
+            deps: ws.graph.units[u.index].dependencies.iter().map(|d| d.index).collect(),
+        })
+        .collect();
+    let outcomes = scheduler::realise(store, &nodes, &sched, reporter)?;
     let build_time = start.elapsed();
 
     let profile = ws.graph.roots.first().map(|&r| ws.graph.units[r].profile.name.as_str()).unwrap_or("dev");

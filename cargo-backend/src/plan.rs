@@ -26,7 +26,7 @@ use crate::unit_graph::{Mode, SourceKind, Unit};
 use crate::workspace::{PackageInfo, Workspace};
 
 /// What a unit produces, for installing it into the target directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum ArtifactKind {
     /// An rlib (or dylib/staticlib/cdylib) of a library target.
     Lib,
@@ -43,7 +43,7 @@ pub enum ArtifactKind {
 }
 
 /// One file a unit produces.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Artifact {
     /// Its kind.
     pub kind: ArtifactKind,
@@ -96,6 +96,8 @@ pub struct Planner<'a> {
     /// store: inputs of every unit, which makes the build pure.
     toolchain_inputs: Vec<StorePath>,
     sources: HashMap<PathBuf, StorePath>,
+    /// Package directory → (fingerprint, store path) from earlier runs.
+    source_cache: BTreeMap<PathBuf, (String, String)>,
     units: Vec<Option<PlannedUnit>>,
     source_time: std::time::Duration,
     /// Per unit: its transitive library dependencies (indices), for `-L dependency=`.
@@ -136,9 +138,35 @@ impl<'a> Planner<'a> {
     /// A planner for `ws` on `store`, with `builder` the path of `cargo-nix-unit` on this
     /// machine (it is added to the store).
     pub fn new(store: &'a Store, ws: &'a Workspace, tc: &'a Toolchain, builder: &Path) -> Result<Self, Error> {
-        let builder = store
-            .add_path(builder, AddPathOptions::new().name("cargo-nix-unit"))
-            .map_err(|e| Error::Nix(format!("adding the unit builder {}", builder.display()), e))?;
+        Self::with_source_cache(store, ws, tc, builder, BTreeMap::new())
+    }
+
+    fn with_source_cache(
+        store: &'a Store,
+        ws: &'a Workspace,
+        tc: &'a Toolchain,
+        builder: &Path,
+        mut source_cache: BTreeMap<PathBuf, (String, String)>,
+    ) -> Result<Self, Error> {
+        // The builder binary is keyed by its file identity, like an immutable source.
+        let mut k = crate::cache::KeyBuilder::default();
+        k.stat(builder);
+        let fingerprint = k.finish();
+        let cached = source_cache
+            .get(builder)
+            .filter(|(fp, _)| *fp == fingerprint)
+            .and_then(|(_, p)| store.parse_path(p).ok())
+            .filter(|p| store.is_valid_path(p).unwrap_or(false));
+        let builder_path = match cached {
+            Some(p) => p,
+            None => {
+                let p = store
+                    .add_path(builder, AddPathOptions::new().name("cargo-nix-unit"))
+                    .map_err(|e| Error::Nix(format!("adding the unit builder {}", builder.display()), e))?;
+                source_cache.insert(builder.to_path_buf(), (fingerprint, p.to_string()));
+                p
+            }
+        };
         let n = ws.graph.units.len();
         let store_dir = store.store_dir().map_err(|e| Error::Nix("reading the store dir".into(), e))?;
         let mut toolchain_inputs = Vec::new();
@@ -151,9 +179,10 @@ impl<'a> Planner<'a> {
             store,
             ws,
             tc,
-            builder,
+            builder: builder_path,
             toolchain_inputs,
             sources: HashMap::new(),
+            source_cache,
             units: vec![None; n],
             source_time: std::time::Duration::ZERO,
             transitive_libs: vec![BTreeSet::new(); n],
@@ -176,7 +205,8 @@ impl<'a> Planner<'a> {
         self.units[i].as_ref().expect("dependencies are planned first")
     }
 
-    /// The package's source in the store (added once per run).
+    /// The package's source in the store (added once per run, and not at all while its
+    /// fingerprint matches the one cached with a still-valid store path).
     fn source(&mut self, pkg: &PackageInfo) -> Result<StorePath, Error> {
         if let Some(p) = self.sources.get(&pkg.manifest_dir) {
             return Ok(p.clone());
@@ -190,19 +220,133 @@ impl<'a> Planner<'a> {
             .filter_map(|d| d.strip_prefix(&dir).ok().map(Path::to_path_buf))
             .collect();
         let target_rel = self.ws.target_dir.strip_prefix(&dir).ok().map(Path::to_path_buf);
-        let filter = move |rel: &Path, _kind| {
-            let top_target = rel == Path::new("target");
-            let git = rel.file_name().is_some_and(|n| n == ".git");
-            !(top_target || git || nested.iter().any(|n| n == rel) || target_rel.as_deref() == Some(rel))
+        let excluded = move |rel: &Path| {
+            rel == Path::new("target")
+                || rel.file_name().is_some_and(|n| n == ".git")
+                || nested.iter().any(|n| n == rel)
+                || target_rel.as_deref() == Some(rel)
         };
-        let name = sanitize(&format!("{}-{}-src", pkg.name, pkg.version));
         let start = std::time::Instant::now();
-        let path = self.store.add_path(&dir, AddPathOptions::new().name(name).filter(filter)).map_err(|e| {
-            Error::Nix(format!("adding the source of {} v{} ({})", pkg.name, pkg.version, dir.display()), e)
-        })?;
+        let fingerprint = if pkg.is_immutable_source() {
+            // Registry and git checkouts never change under cargo (it does not look either):
+            // a stat of the directory, its manifest and cargo's unpack marker is enough.
+            let mut k = crate::cache::KeyBuilder::default();
+            k.stat(&dir).stat(&dir.join("Cargo.toml")).stat(&dir.join(".cargo-ok"));
+            Some(k.finish())
+        } else {
+            crate::cache::tree_fingerprint(&dir, &excluded)
+        };
+        if let (Some(fp), Some((cached_fp, cached_path))) = (&fingerprint, self.source_cache.get(&dir)) {
+            if fp == cached_fp {
+                if let Ok(p) = self.store.parse_path(cached_path) {
+                    if self.store.is_valid_path(&p).unwrap_or(false) {
+                        self.source_time += start.elapsed();
+                        self.sources.insert(dir, p.clone());
+                        return Ok(p);
+                    }
+                }
+            }
+        }
+        let name = sanitize(&format!("{}-{}-src", pkg.name, pkg.version));
+        let path = self
+            .store
+            .add_path(&dir, AddPathOptions::new().name(name).filter(move |rel, _kind| !excluded(rel)))
+            .map_err(|e| {
+                Error::Nix(format!("adding the source of {} v{} ({})", pkg.name, pkg.version, dir.display()), e)
+            })?;
         self.source_time += start.elapsed();
-        self.sources.insert(pkg.manifest_dir.clone(), path.clone());
+        match fingerprint {
+            Some(fp) => self.source_cache.insert(dir.clone(), (fp, path.to_string())),
+            None => self.source_cache.remove(&dir),
+        };
+        self.sources.insert(dir, path.clone());
         Ok(path)
+    }
+
+    /// Plans every unit of `ws`, reusing `cache` (the builder and sources whose files did not
+    /// change, and the whole plan when its key matches and it can still be used), and updates
+    /// the cache.
+    pub fn plan_cached(
+        store: &'a Store,
+        ws: &'a Workspace,
+        tc: &'a Toolchain,
+        builder: &Path,
+        cache: &mut crate::cache::Cache,
+    ) -> Result<Plan, Error> {
+        let this = Self::with_source_cache(store, ws, tc, builder, std::mem::take(&mut cache.sources))?;
+        this.plan_with(cache)
+    }
+
+    fn plan_with(mut self, cache: &mut crate::cache::Cache) -> Result<Plan, Error> {
+        let order = self.ws.graph.topological_order();
+        let mut sources = Vec::new();
+        for &i in &order {
+            let pkg = self.ws.package_of(i)?;
+            sources.push(self.source(pkg)?.to_string());
+        }
+        cache.sources = std::mem::take(&mut self.source_cache);
+        let source_time = self.source_time;
+
+        let mut key = crate::cache::KeyBuilder::default();
+        key.str(&cache.workspace_key).str(&self.tc.identity).str(self.builder.as_str());
+        key.str(&self.store.uri().unwrap_or_default()).str(&self.store.store_dir().unwrap_or_default());
+        for s in &sources {
+            key.str(s);
+        }
+        for t in &self.toolchain_inputs {
+            key.str(t.as_str());
+        }
+        let key = key.finish();
+        if !cache.workspace_key.is_empty() && key == cache.plan_key && cache.plan.len() == self.ws.graph.units.len() {
+            if let Some(plan) = self.cached_plan(&cache.plan, source_time) {
+                return Ok(plan);
+            }
+        }
+        let plan = self.plan()?;
+        cache.plan_key = key;
+        cache.plan = plan
+            .units
+            .iter()
+            .map(|u| crate::cache::CachedUnit {
+                drv: u.drv.to_string(),
+                out: u.out.to_string(),
+                hash: u.hash.clone(),
+                label: u.label.clone(),
+                artifacts: u.artifacts.clone(),
+            })
+            .collect();
+        Ok(plan)
+    }
+
+    /// The cached plan, if it can still be used: every output is valid (nothing to build), or
+    /// every derivation is (what is missing can be built from them).
+    fn cached_plan(&self, cached: &[crate::cache::CachedUnit], source_time: std::time::Duration) -> Option<Plan> {
+        let mut units = Vec::with_capacity(cached.len());
+        let mut all_outputs_valid = true;
+        for (i, c) in cached.iter().enumerate() {
+            let out = self.store.parse_path(&c.out).ok()?;
+            all_outputs_valid = all_outputs_valid && self.store.is_valid_path(&out).ok()?;
+            let unit = &self.ws.graph.units[i];
+            units.push(PlannedUnit {
+                index: i,
+                label: c.label.clone(),
+                target_name: unit.target.name.clone(),
+                hash: c.hash.clone(),
+                drv: self.store.parse_path(&c.drv).ok()?,
+                out,
+                artifacts: c.artifacts.clone(),
+                is_build_script_run: unit.is_build_script_run(),
+                is_member: self.ws.package_of(i).ok()?.is_member,
+            });
+        }
+        if !all_outputs_valid {
+            for u in &units {
+                if !self.store.is_valid_path(&u.drv).ok()? {
+                    return None;
+                }
+            }
+        }
+        Some(Plan { units, source_time })
     }
 
     fn unit_hash(&self, i: usize, pkg: &PackageInfo) -> String {

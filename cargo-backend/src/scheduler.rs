@@ -13,9 +13,18 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 use nix_rs::{Store, StorePath};
 
 use crate::Error;
-use crate::plan::Plan;
 use crate::queue::DependencyQueue;
-use crate::unit_graph::UnitGraph;
+
+/// One derivation to realise, with the indices of the nodes it depends on.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// The derivation.
+    pub drv: StorePath,
+    /// Its output (if valid already, the node is reused without building).
+    pub out: StorePath,
+    /// Indices of the nodes whose outputs it needs.
+    pub deps: Vec<usize>,
+}
 
 /// What happened to a unit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,27 +106,21 @@ fn failure_text(store: &Store, drv: &StorePath, error: &nix_rs::Error) -> String
     }
 }
 
-/// Realises every unit of `plan` on `store`; returns each unit's outcome (by unit index).
+/// Realises every node on `store`, dependencies first, with `options.jobs` workers; returns
+/// each node's outcome (by index).
 pub fn realise(
     store: &Store,
-    graph: &UnitGraph,
-    plan: &Plan,
+    nodes: &[Node],
     options: &SchedulerOptions,
     reporter: &mut dyn Reporter,
 ) -> Result<Vec<Outcome>, Error> {
-    let n = graph.units.len();
-    let mut queue = DependencyQueue::new(
-        graph
-            .units
-            .iter()
-            .enumerate()
-            .map(|(i, u)| (i, u.dependencies.iter().map(|d| d.index).collect::<Vec<_>>(), 1u64)),
-    )
-    .map_err(|e| Error::Graph(format!("{e:?}")))?;
+    let n = nodes.len();
+    let mut queue = DependencyQueue::new(nodes.iter().enumerate().map(|(i, node)| (i, node.deps.clone(), 1u64)))
+        .map_err(|e| Error::Graph(format!("{e:?}")))?;
     let mut outcomes: Vec<Option<Outcome>> = vec![None; n];
     let mut valid = Vec::with_capacity(n);
-    for u in &plan.units {
-        valid.push(store.is_valid_path(&u.out).map_err(|e| Error::Nix(format!("checking {}", u.out), e))?);
+    for node in nodes {
+        valid.push(store.is_valid_path(&node.out).map_err(|e| Error::Nix(format!("checking {}", node.out), e))?);
     }
 
     let (job_tx, job_rx) = unbounded::<Job>();
@@ -141,7 +144,7 @@ pub fn realise(
                 }
                 reporter.started(i);
                 in_flight += 1;
-                let _ = job_tx.send(Job { index: i, drv: plan.units[i].drv.clone() });
+                let _ = job_tx.send(Job { index: i, drv: nodes[i].drv.clone() });
             }
             if in_flight == 0 {
                 break;
@@ -151,7 +154,7 @@ pub fn realise(
             let (i, outcome) = match msg {
                 Message::Done { index, result: Ok(()), elapsed } => (index, Outcome::Built(elapsed)),
                 Message::Done { index, result: Err(e), .. } => {
-                    (index, Outcome::Failed(failure_text(store, &plan.units[index].drv, &e)))
+                    (index, Outcome::Failed(failure_text(store, &nodes[index].drv, &e)))
                 }
                 Message::Panicked { index, message } => (index, Outcome::Failed(message)),
             };

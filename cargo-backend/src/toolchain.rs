@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::Error;
 
 /// A detected toolchain.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Toolchain {
     /// `<sysroot>/bin/rustc` (not a rustup proxy, which needs `$HOME` inside the build).
     pub rustc: PathBuf,
@@ -108,6 +108,42 @@ impl Toolchain {
             path_env: path_env.to_string_lossy().into_owned(),
             identity: hex(&h.finalize()),
         })
+    }
+
+    /// Like [`Toolchain::detect`], but reuses the toolchain in `cache` while nothing that
+    /// selects or changes it has (see [`crate::cache`]).
+    pub fn detect_cached(cache: &mut crate::cache::Cache) -> Result<Toolchain, Error> {
+        let key = |tc: &Toolchain| {
+            let mut k = crate::cache::KeyBuilder::default();
+            for v in ["RUSTC", "RUSTUP_TOOLCHAIN", "RUSTUP_HOME", "CARGO", "PATH", "HOME"] {
+                k.env(v);
+            }
+            let rustup = std::env::var_os("RUSTUP_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".rustup")));
+            if let Some(r) = rustup {
+                k.stat(&r.join("settings.toml"));
+            }
+            if let Ok(cwd) = std::env::current_dir() {
+                for dir in cwd.ancestors() {
+                    k.stat(&dir.join("rust-toolchain")).stat(&dir.join("rust-toolchain.toml"));
+                }
+            }
+            k.stat(&tc.rustc).stat(&tc.cargo).stat(&tc.rustdoc);
+            if let Some(cc) = &tc.cc {
+                k.stat(cc);
+            }
+            k.finish()
+        };
+        if let Some(tc) = &cache.toolchain {
+            if key(tc) == cache.toolchain_key {
+                return Ok(tc.clone());
+            }
+        }
+        let tc = Self::detect()?;
+        cache.toolchain_key = key(&tc);
+        cache.toolchain = Some(tc.clone());
+        Ok(tc)
     }
 
     /// `CARGO_CFG_*` variables for a build script, as cargo sets them: one per cfg name,

@@ -6,7 +6,60 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::Error;
+use crate::cache::{Cache, KeyBuilder, tree_listing};
 use crate::unit_graph::UnitGraph;
+
+/// The key of everything the unit graph and metadata depend on, over the packages `cache`
+/// knows; `None` when there is nothing cached or something cannot be read.
+fn workspace_key(command: CargoCommand, args: &CargoArgs, cache: &Cache) -> Option<String> {
+    if cache.packages.is_empty() {
+        return None;
+    }
+    let manifest = args.manifest()?;
+    let mut key = KeyBuilder::default();
+    key.str(&format!("{command:?} {args:?}")).str(&manifest.to_string_lossy());
+    if let Ok(cwd) = std::env::current_dir() {
+        key.str(&cwd.to_string_lossy());
+    }
+    let mut vars: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.to_string_lossy().into_owned())))
+        .filter(|(k, _)| k.starts_with("CARGO") || k.starts_with("RUST") || k == "PATH" || k == "HOME")
+        .collect();
+    vars.sort();
+    for (k, v) in vars {
+        key.str(&k).str(&v);
+    }
+    key.stat(&cache.root.join("Cargo.toml")).stat(&cache.root.join("Cargo.lock"));
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    if let Some(home) = home {
+        key.stat(&home.join("config.toml")).stat(&home.join("config"));
+    }
+    for dir in manifest.parent()?.ancestors().chain(cache.root.ancestors()) {
+        for f in [".cargo/config.toml", ".cargo/config", "rust-toolchain", "rust-toolchain.toml"] {
+            key.stat(&dir.join(f));
+        }
+    }
+    let dirs: Vec<&Path> = cache.packages.iter().map(|(_, p)| p.manifest_dir.as_path()).collect();
+    for (id, p) in &cache.packages {
+        if !id.starts_with("path+") && !p.is_member {
+            continue;
+        }
+        key.stat(&p.manifest_dir.join("Cargo.toml"));
+        let nested: Vec<&Path> =
+            dirs.iter().copied().filter(|d| *d != p.manifest_dir && d.starts_with(&p.manifest_dir)).collect();
+        let excluded = |rel: &Path| {
+            rel == Path::new("target")
+                || rel.file_name().is_some_and(|n| n == ".git")
+                || nested.iter().any(|n| p.manifest_dir.join(rel) == *n)
+        };
+        if !tree_listing(&p.manifest_dir, &excluded, &mut key) {
+            return None;
+        }
+    }
+    Some(key.finish())
+}
 
 /// The cargo command being emulated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +95,16 @@ pub struct CargoArgs {
 }
 
 impl CargoArgs {
+    /// The manifest cargo will read: `--manifest-path`, else `Cargo.toml` in the current
+    /// directory or the nearest ancestor that has one.
+    pub fn manifest(&self) -> Option<PathBuf> {
+        if let Some(m) = &self.manifest_path {
+            return std::path::absolute(m).ok();
+        }
+        let cwd = std::env::current_dir().ok()?;
+        cwd.ancestors().map(|d| d.join("Cargo.toml")).find(|p| p.is_file())
+    }
+
     fn feature_flags(&self, cmd: &mut Command) {
         for f in &self.features {
             cmd.arg("--features").arg(f);
@@ -59,7 +122,7 @@ impl CargoArgs {
 }
 
 /// What the unit graph does not say about a package.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PackageInfo {
     /// Package name.
     pub name: String,
@@ -89,6 +152,15 @@ pub struct PackageInfo {
     pub features: BTreeSet<String>,
     /// Whether it is a workspace member (its warnings are shown, lints not capped).
     pub is_member: bool,
+    /// Where it comes from: `path`, `registry`, `git`, or another source kind.
+    pub source: String,
+}
+
+impl PackageInfo {
+    /// Registry and git packages: cargo unpacks them once and never changes them.
+    pub fn is_immutable_source(&self) -> bool {
+        !self.is_member && (self.source == "registry" || self.source == "git")
+    }
 }
 
 /// A workspace as cargo sees it for one command.
@@ -152,8 +224,39 @@ fn run(mut cmd: Command, what: &str) -> Result<String, Error> {
 }
 
 impl Workspace {
+    /// Like [`Workspace::load`], but reuses `cache` when nothing cargo reads has changed (see
+    /// [`crate::cache`]), and refreshes it otherwise.
+    pub fn load_cached(command: CargoCommand, args: &CargoArgs, cache: &mut Cache) -> Result<Workspace, Error> {
+        let key = workspace_key(command, args, cache);
+        if key.as_deref() == Some(cache.workspace_key.as_str()) {
+            if let Ok(graph) = UnitGraph::parse(&cache.graph_json) {
+                return Ok(Workspace {
+                    graph: without_doc_units(graph).0,
+                    packages: cache.packages.iter().cloned().collect(),
+                    root: cache.root.clone(),
+                    target_dir: cache.target_dir.clone(),
+                    skipped_doctests: cache.skipped_doctests,
+                });
+            }
+        }
+        let (ws, graph_json) = Self::load_with_json(command, args)?;
+        cache.graph_json = graph_json;
+        cache.packages = ws.packages.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        cache.packages.sort_by(|a, b| a.0.cmp(&b.0));
+        cache.root = ws.root.clone();
+        cache.target_dir = ws.target_dir.clone();
+        cache.skipped_doctests = ws.skipped_doctests;
+        // The key over the packages cargo just reported.
+        cache.workspace_key = workspace_key(command, args, cache).unwrap_or_default();
+        Ok(ws)
+    }
+
     /// Runs cargo for `command` with `args` and reads the unit graph and the metadata.
     pub fn load(command: CargoCommand, args: &CargoArgs) -> Result<Workspace, Error> {
+        Self::load_with_json(command, args).map(|(ws, _)| ws)
+    }
+
+    fn load_with_json(command: CargoCommand, args: &CargoArgs) -> Result<(Workspace, String), Error> {
         let mut cmd = cargo();
         cmd.arg(match command {
             CargoCommand::Build => "build",
@@ -214,19 +317,28 @@ impl Workspace {
                     readme: p.readme.as_ref().map(|f| f.to_string()).unwrap_or_default(),
                     features: p.features.keys().cloned().collect(),
                     is_member: members.contains(&p.id.repr),
+                    source: match &p.source {
+                        None => "path".to_owned(),
+                        Some(s) if s.repr.starts_with("registry+") || s.repr.starts_with("sparse+") => {
+                            "registry".to_owned()
+                        }
+                        Some(s) if s.repr.starts_with("git+") => "git".to_owned(),
+                        Some(s) => s.repr.split('+').next().unwrap_or("other").to_owned(),
+                    },
                 };
                 (p.id.repr.clone(), info)
             })
             .collect();
         let target_dir =
             args.target_dir.clone().unwrap_or_else(|| metadata.target_directory.as_std_path().to_path_buf());
-        Ok(Workspace {
+        let ws = Workspace {
             graph,
             packages,
             root: metadata.workspace_root.as_std_path().to_path_buf(),
             target_dir,
             skipped_doctests,
-        })
+        };
+        Ok((ws, graph_json))
     }
 
     /// The package of unit `index`.

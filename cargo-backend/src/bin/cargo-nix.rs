@@ -16,6 +16,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use cargo_backend::cache::Cache;
 use cargo_backend::install::list_roots;
 use cargo_backend::plan::ArtifactKind;
 use cargo_backend::{BuildOptions, CargoArgs, CargoCommand, Outcome, Reporter, Toolchain, Workspace};
@@ -242,9 +243,12 @@ fn build(
     status: &Status,
 ) -> Result<(cargo_backend::BuildReport, Workspace, bool)> {
     let start = Instant::now();
-    let ws = Workspace::load(command, &args.cargo_args())?;
+    let cargo_args = args.cargo_args();
+    let cache_file = cargo_args.manifest().and_then(|m| Cache::file_for(&m));
+    let mut cache = cache_file.as_deref().map(Cache::load).unwrap_or_default();
+    let ws = Workspace::load_cached(command, &cargo_args, &mut cache)?;
     let cargo_time = start.elapsed();
-    let toolchain = Toolchain::detect()?;
+    let toolchain = Toolchain::detect_cached(&mut cache)?;
     let toolchain_time = start.elapsed() - cargo_time;
     let store = open_store(&args.store)?;
     let mut options = BuildOptions { keep_going: args.keep_going, ..BuildOptions::default() };
@@ -255,7 +259,10 @@ fn build(
         options.jobs = j;
     }
     let mut reporter = CliReporter { status, ws: &ws, announced: HashSet::new() };
-    let report = cargo_backend::build(&store, &ws, &toolchain, &options, &mut reporter)?;
+    let report = cargo_backend::build_with_cache(&store, &ws, &toolchain, &options, &mut reporter, &mut cache)?;
+    if let Some(f) = &cache_file {
+        cache.save(f);
+    }
     show_warnings(status, &store, &report);
     for w in &report.warnings {
         status.raw(&format!("warning: {w}"));
