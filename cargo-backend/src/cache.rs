@@ -54,6 +54,8 @@ pub struct Cache {
     pub toolchain: Option<crate::toolchain::Toolchain>,
     /// Package directory → (fingerprint, store path).
     pub sources: BTreeMap<PathBuf, (String, String)>,
+    /// Derivations by the hash of their description → (drv, out).
+    pub derivations: BTreeMap<String, (String, String)>,
     /// Key of the cached plan.
     pub plan_key: String,
     /// The plan, per unit: (drv, out, hash, artifacts).

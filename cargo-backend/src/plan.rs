@@ -98,6 +98,10 @@ pub struct Planner<'a> {
     sources: HashMap<PathBuf, StorePath>,
     /// Package directory → (fingerprint, store path) from earlier runs.
     source_cache: BTreeMap<PathBuf, (String, String)>,
+    /// Derivations made earlier: hash of the description → (drv, out). Only the entries used
+    /// by this run are kept.
+    drv_memo: BTreeMap<String, (String, String)>,
+    drv_memo_used: BTreeMap<String, (String, String)>,
     units: Vec<Option<PlannedUnit>>,
     source_time: std::time::Duration,
     /// Per unit: its transitive library dependencies (indices), for `-L dependency=`.
@@ -183,6 +187,8 @@ impl<'a> Planner<'a> {
             toolchain_inputs,
             sources: HashMap::new(),
             source_cache,
+            drv_memo: BTreeMap::new(),
+            drv_memo_used: BTreeMap::new(),
             units: vec![None; n],
             source_time: std::time::Duration::ZERO,
             transitive_libs: vec![BTreeSet::new(); n],
@@ -191,14 +197,23 @@ impl<'a> Planner<'a> {
 
     /// Plans every unit.
     pub fn plan(mut self) -> Result<Plan, Error> {
+        self.plan_all()?;
+        Ok(self.into_plan())
+    }
+
+    fn plan_all(&mut self) -> Result<(), Error> {
         for i in self.ws.graph.topological_order() {
             let planned = self.plan_unit(i)?;
             self.units[i] = Some(planned);
         }
-        Ok(Plan {
+        Ok(())
+    }
+
+    fn into_plan(self) -> Plan {
+        Plan {
             units: self.units.into_iter().map(|u| u.expect("every unit is planned")).collect(),
             source_time: self.source_time,
-        })
+        }
     }
 
     fn planned(&self, i: usize) -> &PlannedUnit {
@@ -302,7 +317,10 @@ impl<'a> Planner<'a> {
                 return Ok(plan);
             }
         }
-        let plan = self.plan()?;
+        self.drv_memo = std::mem::take(&mut cache.derivations);
+        self.plan_all()?;
+        cache.derivations = std::mem::take(&mut self.drv_memo_used);
+        let plan = self.into_plan();
         cache.plan_key = key;
         cache.plan = plan
             .units
@@ -347,6 +365,27 @@ impl<'a> Planner<'a> {
             }
         }
         Some(Plan { units, source_time })
+    }
+
+    /// Creates `drv`, or reuses the derivation an earlier run made from the very same
+    /// description when it is still valid (a leaf edit then rewrites only the edited units).
+    fn create(&mut self, drv: &DerivationBuilder, unit: &Unit) -> Result<(StorePath, StorePath), Error> {
+        let json = serde_json::to_vec(drv).expect("derivations serialize");
+        let key = hex(&Sha256::digest(&json));
+        if let Some((d, o)) = self.drv_memo.get(&key) {
+            if let (Ok(d), Ok(o)) = (self.store.parse_path(d), self.store.parse_path(o)) {
+                if self.store.is_valid_path(&d).unwrap_or(false) {
+                    self.drv_memo_used.insert(key, (d.to_string(), o.to_string()));
+                    return Ok((d, o));
+                }
+            }
+        }
+        let created = drv
+            .create(self.store)
+            .map_err(|e| Error::Nix(format!("creating the derivation of {}", unit.describe()), e))?;
+        let out = created.outputs["out"].clone();
+        self.drv_memo_used.insert(key, (created.drv_path.to_string(), out.to_string()));
+        Ok((created.drv_path, out))
     }
 
     fn unit_hash(&self, i: usize, pkg: &PackageInfo) -> String {
@@ -514,16 +553,13 @@ impl<'a> Planner<'a> {
         };
         let json = serde_json::to_string(&spec).expect("spec serializes");
         drv.env(SPEC_ENV, json).env("passAsFile", SPEC_ENV);
-        let created = drv
-            .create(self.store)
-            .map_err(|e| Error::Nix(format!("creating the derivation of {}", unit.describe()), e))?;
-        let out = created.outputs["out"].clone();
+        let (drv_path, out) = self.create(&drv, unit)?;
         Ok(PlannedUnit {
             index: i,
             label,
             target_name: unit.target.name.clone(),
             hash,
-            drv: created.drv_path,
+            drv: drv_path,
             out,
             artifacts,
             is_build_script_run: unit.is_build_script_run(),
