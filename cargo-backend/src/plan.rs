@@ -544,7 +544,8 @@ impl<'a> Planner<'a> {
         }
 
         let spec = UnitSpec {
-            label: label.clone(),
+            // No local path here: the same crate at two places is one derivation.
+            label: format!("{} v{} ({} \"{}\")", pkg.name, pkg.version, unit.mode, unit.target.name),
             package: format!("{} v{}", pkg.name, pkg.version),
             cwd: src.to_string(),
             path: self.tc.path_env.clone(),

@@ -135,7 +135,9 @@ pub fn realise(
         let mut in_flight = 0usize;
         let mut stopping = false;
         loop {
-            while let Some(i) = if stopping { None } else { queue.dequeue() } {
+            // At most `jobs` units are handed to workers at once, so that after a failure
+            // only those finish (fail-fast) and nothing queued behind them starts.
+            while let Some(i) = if stopping || in_flight >= jobs { None } else { queue.dequeue() } {
                 if valid[i] {
                     outcomes[i] = Some(Outcome::Reused);
                     reporter.finished(i, &Outcome::Reused);

@@ -30,6 +30,9 @@ fn workspace_key(command: CargoCommand, args: &CargoArgs, cache: &Cache) -> Opti
         key.str(&k).str(&v);
     }
     key.stat(&cache.root.join("Cargo.toml")).stat(&cache.root.join("Cargo.lock"));
+    if let Some(f) = &args.unit_graph_file {
+        key.stat(f);
+    }
     let home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
@@ -92,6 +95,9 @@ pub struct CargoArgs {
     pub target_dir: Option<PathBuf>,
     /// Extra flags for cargo (e.g. `--offline`, `--locked`).
     pub extra: Vec<String>,
+    /// Read the unit graph from this file instead of running `cargo --unit-graph` (a patched
+    /// cargo, or tests).
+    pub unit_graph_file: Option<PathBuf>,
 }
 
 impl CargoArgs {
@@ -277,8 +283,16 @@ impl Workspace {
         }
         args.feature_flags(&mut cmd);
         cmd.args(&args.extra);
-        let graph_json = run(cmd, "`cargo --unit-graph`")?;
-        let (graph, skipped_doctests) = without_doc_units(UnitGraph::parse(&graph_json)?);
+        let graph_json = match &args.unit_graph_file {
+            Some(f) => std::fs::read_to_string(f)
+                .map_err(|e| Error::Io(format!("reading the unit graph {}", f.display()), e))?,
+            None => run(cmd, "`cargo --unit-graph`")?,
+        };
+        let graph = UnitGraph::parse(&graph_json).map_err(|e| match &args.unit_graph_file {
+            Some(f) => Error::Cargo(format!("invalid unit graph {}: {e}", f.display())),
+            None => Error::UnitGraph(e),
+        })?;
+        let (graph, skipped_doctests) = without_doc_units(graph);
 
         let mut meta = cargo_metadata::MetadataCommand::new();
         if let Some(m) = &args.manifest_path {

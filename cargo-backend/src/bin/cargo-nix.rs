@@ -98,6 +98,9 @@ struct BuildArgs {
     /// Build as many units as possible after a failure.
     #[arg(long)]
     keep_going: bool,
+    /// Read cargo's unit graph from this file instead of asking cargo.
+    #[arg(long, value_name = "FILE")]
+    unit_graph: Option<PathBuf>,
     /// Print each unit's derivation and output path at the end.
     #[arg(short, long)]
     verbose: bool,
@@ -115,6 +118,7 @@ impl BuildArgs {
             all_features: self.all_features,
             target_dir: self.target_dir.clone(),
             extra: Vec::new(),
+            unit_graph_file: self.unit_graph.clone(),
         }
     }
 }

@@ -1,0 +1,239 @@
+//! Bad input and faults: a clear error naming the culprit, and nothing half-written.
+
+mod support;
+
+use std::process::Command;
+
+use support::Fixture;
+
+/// The store has no valid paths (nothing was written to it).
+fn store_is_empty(fx: &Fixture) -> bool {
+    let dir = fx.store.store_dir_path();
+    std::fs::read_dir(&dir).map(|d| d.filter_map(Result::ok).all(|e| e.file_name() == ".links")).unwrap_or(true)
+}
+
+fn unit_graph(fx: &Fixture) -> serde_json::Value {
+    let out = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["build", "--unit-graph", "-Z", "unstable-options", "--manifest-path"])
+        .arg(fx.manifest())
+        .env("RUSTC_BOOTSTRAP", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn malformed_unit_graphs_are_rejected_and_nothing_is_written() {
+    let fx = Fixture::new("basic");
+    let good = unit_graph(&fx);
+    let text = serde_json::to_string(&good).unwrap();
+    let mut wrong_version = good.clone();
+    wrong_version["version"] = 2.into();
+    let mut out_of_range = good.clone();
+    out_of_range["units"][0]["dependencies"] = serde_json::json!([{"index": 999, "extern_crate_name": "x"}]);
+    let mut cycle = good.clone();
+    let n = cycle["units"].as_array().unwrap().len();
+    // Find a unit with a dependency and make that dependency depend back on it.
+    let (a, b) = (0..n)
+        .find_map(|i| cycle["units"][i]["dependencies"].get(0).map(|d| (i, d["index"].as_u64().unwrap() as usize)))
+        .expect("some unit has a dependency");
+    cycle["units"][b]["dependencies"] = serde_json::json!([{"index": a, "extern_crate_name": "back"}]);
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("garbage", "this is not json".into(), "line 1"),
+        ("truncated", text[..text.len() / 2].to_owned(), "truncated"),
+        ("version", wrong_version.to_string(), "version 2"),
+        ("out-of-range", out_of_range.to_string(), "999"),
+        ("cycle", cycle.to_string(), "cycle"),
+    ];
+    for (name, json, expected) in cases {
+        let file = fx.path(&format!("{name}.json"));
+        std::fs::write(&file, json).unwrap();
+        let run = fx.cargo_nix("build", &["--unit-graph", file.to_str().unwrap()]);
+        assert!(!run.success(), "{name}: accepted");
+        assert!(
+            run.stderr.contains(&format!("{}", file.display())),
+            "{name}: the error names the file:\n{}",
+            run.stderr
+        );
+        assert!(run.stderr.to_lowercase().contains(expected), "{name}: expected {expected:?} in:\n{}", run.stderr);
+        assert!(store_is_empty(&fx), "{name}: something was written to the store");
+        assert!(!fx.nix_target().exists(), "{name}: target/ was created");
+    }
+}
+
+#[test]
+fn bad_store_uris_name_the_culprit() {
+    let fx = Fixture::new("basic");
+    let run_with = |store: &str| {
+        let out = Command::new(support::bin_dir().join("cargo-nix"))
+            .args(["nix", "build", "--manifest-path"])
+            .arg(fx.manifest())
+            .arg("--target-dir")
+            .arg(fx.nix_target())
+            .args(["--store", store])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{store}: accepted");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let e = run_with("nosuchscheme://nowhere");
+    assert!(e.contains("nosuchscheme://nowhere"), "{e}");
+    let socket = fx.path("no-daemon.sock");
+    let e = run_with(&format!("unix://{}", socket.display()));
+    assert!(e.contains(&socket.display().to_string()), "{e}");
+    assert!(!fx.nix_target().exists());
+}
+
+#[test]
+fn a_vanished_package_is_named() {
+    let fx = Fixture::new("basic");
+    let graph = fx.path("graph.json");
+    std::fs::write(&graph, serde_json::to_string(&unit_graph(&fx)).unwrap()).unwrap();
+    std::fs::remove_dir_all(fx.path("gen")).unwrap();
+    let run = fx.cargo_nix("build", &["--unit-graph", graph.to_str().unwrap()]);
+    assert!(!run.success());
+    assert!(run.stderr.contains("gen"), "{}", run.stderr);
+    assert!(!fx.nix_target().exists());
+}
+
+/// A workspace of `n` independent library crates and one binary that uses them all; crate
+/// `broken` (if given) does not compile.
+fn wide_workspace(dir: &std::path::Path, n: usize, broken: Option<usize>) {
+    let mut members = Vec::new();
+    let mut deps = String::new();
+    let mut uses = String::new();
+    for i in 0..n {
+        let name = format!("leaf{i}");
+        std::fs::create_dir_all(dir.join(&name).join("src")).unwrap();
+        std::fs::write(
+            dir.join(&name).join("Cargo.toml"),
+            format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n"),
+        )
+        .unwrap();
+        let body = if Some(i) == broken {
+            "pub fn v() -> u32 { \"broken\" }\n".to_owned()
+        } else {
+            format!("pub fn v() -> u32 {{ {i} }}\n")
+        };
+        std::fs::write(dir.join(&name).join("src/lib.rs"), body).unwrap();
+        members.push(format!("\"{name}\""));
+        deps.push_str(&format!("{name} = {{ path = \"../{name}\" }}\n"));
+        uses.push_str(&format!(" + {name}::v()"));
+    }
+    std::fs::create_dir_all(dir.join("top/src")).unwrap();
+    std::fs::write(
+        dir.join("top/Cargo.toml"),
+        format!("[package]\nname = \"top\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n{deps}"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("top/src/main.rs"), format!("fn main() {{ println!(\"{{}}\", 0{uses}); }}\n")).unwrap();
+    members.push("\"top\"".into());
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!("[workspace]\nmembers = [{}]\nresolver = \"2\"\n", members.join(", ")),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_failure_in_a_50_unit_graph_fail_fast_and_keep_going() {
+    let fx = Fixture::new("basic");
+    let ws = fx.path("wide");
+    wide_workspace(&ws, 49, Some(20));
+    let manifest = ws.join("Cargo.toml");
+    let run = |extra: &[&str], target: &str| {
+        let t = fx.path(target);
+        let out = Command::new(support::bin_dir().join("cargo-nix"))
+            .args(["nix", "build", "-j", "2", "--manifest-path"])
+            .arg(&manifest)
+            .arg("--target-dir")
+            .arg(&t)
+            .args(["--store", fx.store.uri()])
+            .args(extra)
+            .env("NIX_CONFIG", nix_rs::testing::test_nix_config())
+            .output()
+            .unwrap();
+        (String::from_utf8_lossy(&out.stderr).into_owned(), out.status.success(), t)
+    };
+    let (fail_fast, ok, t1) = run(&[], "t-fail-fast");
+    assert!(!ok);
+    assert!(fail_fast.contains("error[E0308]: mismatched types"), "{fail_fast}");
+    assert!(fail_fast.contains("leaf20"), "{fail_fast}");
+    assert!(!t1.join("debug/top").exists(), "no binary from a failed build");
+
+    let (keep_going, ok, t2) = run(&["--keep-going"], "t-keep-going");
+    assert!(!ok);
+    // Every leaf but the broken one is built (some may be reused from the fail-fast run).
+    let summary = keep_going.lines().find(|l| l.contains("build failed:")).unwrap_or_default().to_owned();
+    assert!(summary.contains("1 unit(s) failed, 1 not built"), "{summary}\n{keep_going}");
+    assert!(!t2.join("debug/top").exists());
+    // Fail-fast stopped early: it did not build everything keep-going did.
+    let built = |s: &str| -> usize {
+        let l = s.lines().find(|l| l.contains("build failed:")).unwrap_or_default();
+        l.rsplit_once('(').and_then(|(_, c)| c.split_whitespace().next()?.parse().ok()).unwrap_or(usize::MAX)
+    };
+    assert!(built(&fail_fast) < 48, "fail-fast kept scheduling:\n{fail_fast}");
+}
+
+#[test]
+fn two_backends_share_one_store() {
+    let a = Fixture::new("basic");
+    let b = Fixture::new("basic");
+    // Both build on a's store at once.
+    let store = a.store.uri().to_owned();
+    let spawn = |fx: &Fixture| {
+        Command::new(support::bin_dir().join("cargo-nix"))
+            .args(["nix", "build", "--manifest-path"])
+            .arg(fx.manifest())
+            .arg("--target-dir")
+            .arg(fx.nix_target())
+            .args(["--store", &store])
+            .env("NIX_CONFIG", nix_rs::testing::test_nix_config())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (pa, pb) = (spawn(&a), spawn(&b));
+    let (oa, ob) = (pa.wait_with_output().unwrap(), pb.wait_with_output().unwrap());
+    assert!(oa.status.success(), "{}", String::from_utf8_lossy(&oa.stderr));
+    assert!(ob.status.success(), "{}", String::from_utf8_lossy(&ob.stderr));
+    assert_eq!(a.run(&a.nix_target().join("debug/app")), b.run(&b.nix_target().join("debug/app")));
+    // Same sources, same derivations: both point at the same store files.
+    assert_eq!(
+        std::fs::read_link(a.nix_target().join("debug/app")).unwrap(),
+        std::fs::read_link(b.nix_target().join("debug/app")).unwrap()
+    );
+    let verify = nix_rs::testing::nix_cli("nix-store", &store).args(["--verify", "--check-contents"]).output().unwrap();
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+}
+
+#[test]
+fn killed_mid_build_then_run_again_completes() {
+    let fx = Fixture::new("registry");
+    for signal in ["INT", "KILL"] {
+        let child = Command::new(support::bin_dir().join("cargo-nix"))
+            .args(["nix", "build", "-j", "2", "--manifest-path"])
+            .arg(fx.manifest())
+            .arg("--target-dir")
+            .arg(fx.nix_target())
+            .args(["--store", fx.store.uri()])
+            .env("NIX_CONFIG", nix_rs::testing::test_nix_config())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(4));
+        let status = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        let out = child.wait_with_output().unwrap();
+        assert!(!out.status.success(), "the build was not interrupted by SIG{signal}");
+        assert!(!fx.nix_target().join("debug/registry-user").exists(), "no artifact from an interrupted build");
+    }
+    let again = fx.cargo_nix("build", &[]);
+    assert!(again.success(), "{}", again.stderr);
+    assert!(again.reused > 0, "units finished before the kill are reused:\n{}", again.stderr);
+    assert!(fx.run(&fx.nix_target().join("debug/registry-user")).contains("origin-ish"));
+    let verify =
+        nix_rs::testing::nix_cli("nix-store", fx.store.uri()).args(["--verify", "--check-contents"]).output().unwrap();
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+}
