@@ -183,3 +183,29 @@ fn git_dependency() {
     assert_eq!(got, expected);
     assert!(run.compiled.contains("from-git"), "{}", run.stderr);
 }
+
+/// cdylib and staticlib crate types, `--release --workspace --all-features`, build-script
+/// warnings and `rustc-link-arg-cdylib`.
+#[test]
+fn release_workspace_all_features_with_c_libraries() {
+    let fx = Fixture::new("basic");
+    let args = ["--release", "--workspace", "--all-features"];
+    fx.cargo("build", &args);
+    let expected = fx.run(&fx.cargo_target().join("release/app"));
+    let run = fx.cargo_nix("build", &args);
+    assert!(run.success(), "{}", run.stderr);
+    assert!(run.stderr.contains("`release` profile [optimized]"), "{}", run.stderr);
+    assert_eq!(fx.run(&fx.nix_target().join("release/app")), expected);
+    assert!(expected.contains("GOOD DAY, WORLD!"), "--all-features turns on `loud`: {expected}");
+    let release = fx.nix_target().join("release");
+    assert!(release.join("libclib.a").is_file(), "staticlib installed");
+    let so = release.join("libclib.so");
+    assert!(so.is_file(), "cdylib installed");
+    assert!(run.stderr.contains("clib's build script says hello"), "build-script warnings are shown:\n{}", run.stderr);
+    // The cdylib-only link argument reached the cdylib.
+    let dynamic = std::process::Command::new("readelf").arg("-d").arg(&so).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&dynamic.stdout).contains("libclib-custom.so"),
+        "soname from rustc-link-arg-cdylib"
+    );
+}
