@@ -114,6 +114,12 @@ impl Cache {
     }
 }
 
+/// What identifies a file's content without reading it: type, size, mtime, ctime, inode and
+/// mode (the mode carries the file type bits).
+fn file_identity(m: &std::fs::Metadata) -> String {
+    format!("{}:{}.{}:{}.{}:{}:{}", m.len(), m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec(), m.ino(), m.mode())
+}
+
 /// Accumulates a key.
 #[derive(Default)]
 pub struct KeyBuilder(Sha256);
@@ -135,16 +141,7 @@ impl KeyBuilder {
     /// Adds a file's identity: size, mtime, ctime, inode, mode (or "missing").
     pub fn stat(&mut self, path: &Path) -> &mut Self {
         let s = match std::fs::metadata(path) {
-            Ok(m) => format!(
-                "{}:{}.{}:{}.{}:{}:{}",
-                m.len(),
-                m.mtime(),
-                m.mtime_nsec(),
-                m.ctime(),
-                m.ctime_nsec(),
-                m.ino(),
-                m.mode()
-            ),
+            Ok(m) => file_identity(&m),
             Err(_) => "missing".into(),
         };
         self.str(&path.to_string_lossy()).str(&s)
@@ -199,17 +196,7 @@ pub fn walk(
 pub fn tree_fingerprint(dir: &Path, excluded: &dyn Fn(&Path) -> bool) -> Option<String> {
     let mut key = KeyBuilder::default();
     walk(dir, excluded, &mut |rel, m| {
-        key.str(&rel.to_string_lossy()).str(&format!(
-            "{}:{}:{}.{}:{}.{}:{}:{}",
-            m.file_type().is_dir() as u8 + 2 * m.file_type().is_symlink() as u8,
-            m.len(),
-            m.mtime(),
-            m.mtime_nsec(),
-            m.ctime(),
-            m.ctime_nsec(),
-            m.ino(),
-            m.mode()
-        ));
+        key.str(&rel.to_string_lossy()).str(&file_identity(m));
         if m.file_type().is_symlink() {
             if let Ok(t) = std::fs::read_link(dir.join(rel)) {
                 key.str(&t.to_string_lossy());

@@ -1,7 +1,7 @@
 //! Realising the planned units in parallel: one coordinator, N workers.
 //!
 //! The coordinator owns all state: the [`DependencyQueue`], the outcome of every unit, and the
-//! reporter. Workers only receive a derivation to realise and send back one [`Message`]; they
+//! reporter. Workers only receive a derivation to realise and send back one `Message`; they
 //! never touch shared state. A unit whose output is already valid in the store is *reused*
 //! without a worker. After the first failure (fail-fast, the default) nothing new starts, the
 //! units in flight finish, and the loop returns; with keep-going, every unit that does not

@@ -88,8 +88,8 @@ impl Drop for Context {
     }
 }
 
-/// Removes ANSI colour sequences that Nix puts in its messages.
-fn strip_ansi(s: &str) -> String {
+/// Removes ANSI colour sequences (Nix and rustc colour their messages).
+pub fn strip_ansi(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {

@@ -42,6 +42,7 @@ pub mod testing;
 
 use std::sync::OnceLock;
 
+pub use context::strip_ansi;
 pub use derivation::{Derivation, DerivationBuilder, DerivationOutputs};
 pub use error::{BuildFailure, Error, NixErrorCode, Result};
 pub use source::{AddPathOptions, FileKind};

@@ -148,30 +148,13 @@ impl Status {
 
     /// Text that may carry ANSI colours (rustc's rendered diagnostics).
     fn raw(&self, text: &str) {
-        let text = if self.color { text.to_owned() } else { strip_ansi(text) };
+        let text = if self.color { text.to_owned() } else { nix_rs::strip_ansi(text) };
         let mut err = std::io::stderr().lock();
         let _ = err.write_all(text.as_bytes());
         if !text.ends_with('\n') {
             let _ = err.write_all(b"\n");
         }
     }
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' && chars.peek() == Some(&'[') {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 struct CliReporter<'a> {
