@@ -210,8 +210,9 @@ fn two_backends_share_one_store() {
 
 #[test]
 fn killed_mid_build_then_run_again_completes() {
-    let fx = Fixture::new("registry");
     for signal in ["INT", "KILL"] {
+        // A cold build of the registry fixture (24 units) takes well over the delay below.
+        let fx = Fixture::new("registry");
         let child = Command::new(support::bin_dir().join("cargo-nix"))
             .args(["nix", "build", "-j", "2", "--manifest-path"])
             .arg(fx.manifest())
@@ -222,18 +223,98 @@ fn killed_mid_build_then_run_again_completes() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_secs(4));
+        std::thread::sleep(std::time::Duration::from_millis(3000));
         let status = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
         assert!(status.success());
         let out = child.wait_with_output().unwrap();
         assert!(!out.status.success(), "the build was not interrupted by SIG{signal}");
         assert!(!fx.nix_target().join("debug/registry-user").exists(), "no artifact from an interrupted build");
+
+        let again = fx.cargo_nix("build", &[]);
+        assert!(again.success(), "SIG{signal}: {}", again.stderr);
+        assert!(again.reused > 0, "SIG{signal}: units finished before the kill are reused:\n{}", again.stderr);
+        assert!(fx.run(&fx.nix_target().join("debug/registry-user")).contains("origin-ish"));
+        let verify = nix_rs::testing::nix_cli("nix-store", fx.store.uri())
+            .args(["--verify", "--check-contents"])
+            .output()
+            .unwrap();
+        assert!(verify.status.success(), "SIG{signal}: {}", String::from_utf8_lossy(&verify.stderr));
     }
-    let again = fx.cargo_nix("build", &[]);
-    assert!(again.success(), "{}", again.stderr);
-    assert!(again.reused > 0, "units finished before the kill are reused:\n{}", again.stderr);
-    assert!(fx.run(&fx.nix_target().join("debug/registry-user")).contains("origin-ish"));
-    let verify =
-        nix_rs::testing::nix_cli("nix-store", fx.store.uri()).args(["--verify", "--check-contents"]).output().unwrap();
-    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+}
+
+#[test]
+fn a_read_only_store_is_an_error_naming_it() {
+    let fx = Fixture::new("basic");
+    let uri = format!("{}&read-only=true", fx.store.uri());
+    let out = Command::new(support::bin_dir().join("cargo-nix"))
+        .args(["nix", "build", "--manifest-path"])
+        .arg(fx.manifest())
+        .arg("--target-dir")
+        .arg(fx.nix_target())
+        .args(["--store", &uri])
+        .env("NIX_CONFIG", nix_rs::testing::test_nix_config())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "built into a read-only store:\n{err}");
+    assert!(err.to_lowercase().contains("read-only") || err.contains("readonly"), "{err}");
+    assert!(store_is_empty(&fx), "something was written to the read-only store");
+    assert!(!fx.nix_target().exists());
+}
+
+/// Build-script output that is huge, not UTF-8, or has unknown old-style keys is handled as
+/// cargo handles it: non-UTF-8 lines skipped, unknown `cargo:` keys are metadata.
+#[test]
+fn odd_build_script_output_is_handled_as_cargo_does() {
+    let fx = Fixture::new("basic");
+    std::fs::write(
+        fx.path("gen/build.rs"),
+        r#"use std::io::Write;
+fn main() {
+    let mut out = std::io::stdout().lock();
+    let line = "x".repeat(1023) + "\n";
+    for _ in 0..20 * 1024 {
+        out.write_all(line.as_bytes()).unwrap(); // 20 MB of chatter
+    }
+    out.write_all(b"cargo::rustc-cfg=\xff\xfe_not_utf8\n").unwrap();
+    out.write_all(b"cargo:some-unknown-key=becomes-metadata\n").unwrap();
+    out.write_all(b"cargo::rustc-cfg=generated_cfg\ncargo::rustc-check-cfg=cfg(generated_cfg)\n").unwrap();
+    out.write_all(b"cargo:rustc-env=GEN_ENV=from-build-script\n").unwrap();
+    let dir = std::env::var("OUT_DIR").unwrap();
+    std::fs::write(format!("{dir}/generated.rs"), "pub const GENERATED: &str = \"big\";\n").unwrap();
+}
+"#,
+    )
+    .unwrap();
+    let (expected, got, run) = fx.both_outputs("app", &[]);
+    assert_eq!(got, expected);
+    assert!(got.contains("generated: big / from-build-script / cfg true"), "{got}\n{}", run.stderr);
+}
+
+#[test]
+fn garbage_collection_during_a_build_loses_nothing() {
+    let fx = Fixture::new("registry");
+    let mut child = Command::new(support::bin_dir().join("cargo-nix"))
+        .args(["nix", "build", "-j", "2", "--manifest-path"])
+        .arg(fx.manifest())
+        .arg("--target-dir")
+        .arg(fx.nix_target())
+        .args(["--store", fx.store.uri()])
+        .env("NIX_CONFIG", nix_rs::testing::test_nix_config())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut collections = 0;
+    while child.try_wait().unwrap().is_none() && collections < 100 {
+        let gc = nix_rs::testing::nix_cli("nix-store", fx.store.uri()).arg("--gc").output().unwrap();
+        assert!(gc.status.success(), "{}", String::from_utf8_lossy(&gc.stderr));
+        collections += 1;
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "the build failed under GC:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(collections > 1, "the build finished before any collection ran");
+    let gc = nix_rs::testing::nix_cli("nix-store", fx.store.uri()).arg("--gc").output().unwrap();
+    assert!(gc.status.success());
+    assert!(fx.run(&fx.nix_target().join("debug/registry-user")).contains("origin-ish"), "artifacts survive GC");
 }
