@@ -209,3 +209,43 @@ fn release_workspace_all_features_with_c_libraries() {
         "soname from rustc-link-arg-cdylib"
     );
 }
+
+/// `--cache`: a first store builds and pushes every unit output to a `file://` binary cache; a
+/// second, independent store (empty, at the same store dir) substitutes all of them and builds
+/// nothing.
+#[test]
+fn binary_cache_shares_units_between_stores() {
+    let fx = Fixture::new("basic");
+    let root = tempfile::tempdir().unwrap();
+    let store_dir = root.path().join("nix/store");
+    let store_uri = |name: &str| {
+        let state = root.path().join(name);
+        format!("local?store={}&state={}/state&log={}/log", store_dir.display(), state.display(), state.display())
+    };
+    let cache_dir = root.path().join("cache");
+    let cache = format!("file://{}?store={}&compression=none", cache_dir.display(), store_dir.display());
+    let build = |store: &str, target: &str| {
+        let out = std::process::Command::new(support::bin_dir().join("cargo-nix"))
+            .args(["nix", "build", "--manifest-path"])
+            .arg(fx.manifest())
+            .arg("--target-dir")
+            .arg(fx.path(target))
+            .args(["--store", store, "--cache", &cache])
+            .env("NIX_CONFIG", nix_rs::testing::test_nix_config())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        err
+    };
+    let first = build(&store_uri("first"), "t1");
+    assert!(first.contains("reused, 0 substituted)") && !first.contains("(0 built"), "{first}");
+    let expected = fx.run(&fx.path("t1/debug/app"));
+
+    // An independent store: the first one's files and database are gone.
+    std::fs::remove_dir_all(&store_dir).unwrap();
+    std::fs::remove_dir_all(root.path().join("first")).unwrap();
+    let second = build(&store_uri("second"), "t2");
+    assert!(second.contains("(0 built, 0 reused,"), "the second store built units:\n{second}");
+    assert_eq!(fx.run(&fx.path("t2/debug/app")), expected);
+}

@@ -68,6 +68,9 @@ pub struct BuildOptions {
     pub keep_going: bool,
     /// The `cargo-nix-unit` builder on this machine (default: next to the running executable).
     pub unit_builder: Option<PathBuf>,
+    /// A binary cache (store URI, e.g. `file:///srv/cache`) to substitute unit outputs from
+    /// and push built ones to.
+    pub cache: Option<String>,
 }
 
 impl Default for BuildOptions {
@@ -76,6 +79,7 @@ impl Default for BuildOptions {
             jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
             keep_going: false,
             unit_builder: None,
+            cache: None,
         }
     }
 }
@@ -129,6 +133,10 @@ impl BuildReport {
     /// Units whose outputs were already in the store.
     pub fn reused(&self) -> usize {
         self.count(|o| matches!(o, Outcome::Reused))
+    }
+    /// Units copied from the binary cache.
+    pub fn substituted(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Substituted))
     }
     /// Units that failed.
     pub fn failed(&self) -> usize {
@@ -196,7 +204,11 @@ pub fn build_with_cache(
             deps: ws.graph.units[u.index].dependencies.iter().map(|d| d.index).collect(),
         })
         .collect();
-    let outcomes = scheduler::realise(store, &nodes, &sched, reporter)?;
+    let cache_store = match &options.cache {
+        Some(uri) => Some(Store::open(uri).map_err(|e| Error::Nix(format!("opening the binary cache '{uri}'"), e))?),
+        None => None,
+    };
+    let outcomes = scheduler::realise(store, cache_store.as_ref(), &nodes, &sched, reporter)?;
     let build_time = start.elapsed();
 
     let profile = ws.graph.roots.first().map(|&r| ws.graph.units[r].profile.name.as_str()).unwrap_or("dev");
@@ -204,7 +216,7 @@ pub fn build_with_cache(
     let mut installed = Vec::new();
     let mut warnings = Vec::new();
     for &r in &ws.graph.roots {
-        if matches!(outcomes[r], Outcome::Built(_) | Outcome::Reused) {
+        if matches!(outcomes[r], Outcome::Built(_) | Outcome::Reused | Outcome::Substituted) {
             let (mut i, w) = install::install(store, &plan.units[r], &profile_dir)?;
             installed.append(&mut i);
             warnings.extend(w);

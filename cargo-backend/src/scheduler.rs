@@ -33,6 +33,8 @@ pub enum Outcome {
     Built(Duration),
     /// Its output was already in the store.
     Reused,
+    /// Its output was copied from the binary cache instead of being built.
+    Substituted,
     /// It failed; the text is what the user should see (rustc's diagnostics, from the build log).
     Failed(String),
     /// Not built because a dependency failed (keep-going), or because the run stopped (fail-fast).
@@ -47,6 +49,8 @@ pub trait Reporter: Send {
     fn finished(&mut self, _index: usize, _outcome: &Outcome) {}
     /// Fail-fast stopped scheduling; `in_flight` units are still running.
     fn stopping(&mut self, _in_flight: usize) {}
+    /// A built unit could not be pushed to the binary cache (the build itself succeeded).
+    fn push_failed(&mut self, _index: usize, _error: &str) {}
 }
 
 /// A reporter that says nothing.
@@ -66,10 +70,13 @@ pub struct SchedulerOptions {
 struct Job {
     index: usize,
     drv: StorePath,
+    out: StorePath,
 }
 
 enum Message {
     Done { index: usize, result: Result<(), Box<nix_rs::Error>>, elapsed: Duration },
+    Substituted { index: usize },
+    PushFailed { index: usize, error: String },
     Panicked { index: usize, message: String },
 }
 
@@ -87,11 +94,24 @@ impl Drop for PanicGuard<'_> {
     }
 }
 
-fn worker(store: &Store, jobs: Receiver<Job>, tx: Sender<Message>) {
+fn worker(store: &Store, cache: Option<&Store>, jobs: Receiver<Job>, tx: Sender<Message>) {
     for job in jobs {
         let mut guard = PanicGuard { tx: &tx, index: Some(job.index) };
+        // Substitute from the binary cache when it has the output (with its closure).
+        if let Some(c) = cache {
+            if c.is_valid_path(&job.out).unwrap_or(false) && c.copy_closure_to(store, &job.out).is_ok() {
+                guard.index = None;
+                let _ = tx.send(Message::Substituted { index: job.index });
+                continue;
+            }
+        }
         let start = Instant::now();
         let result = store.realise(&job.drv).map(|_| ()).map_err(Box::new);
+        if let (Ok(()), Some(c)) = (&result, cache) {
+            if let Err(e) = store.copy_closure_to(c, &job.out) {
+                let _ = tx.send(Message::PushFailed { index: job.index, error: e.to_string() });
+            }
+        }
         guard.index = None;
         let _ = tx.send(Message::Done { index: job.index, result, elapsed: start.elapsed() });
     }
@@ -107,9 +127,11 @@ fn failure_text(store: &Store, drv: &StorePath, error: &nix_rs::Error) -> String
 }
 
 /// Realises every node on `store`, dependencies first, with `options.jobs` workers; returns
-/// each node's outcome (by index).
+/// each node's outcome (by index). With a binary `cache`, a node whose output the cache has is
+/// copied from it instead of built, and each built output is pushed to it (Nix's own copy).
 pub fn realise(
     store: &Store,
+    cache: Option<&Store>,
     nodes: &[Node],
     options: &SchedulerOptions,
     reporter: &mut dyn Reporter,
@@ -129,7 +151,7 @@ pub fn realise(
     std::thread::scope(|s| -> Result<(), Error> {
         for _ in 0..jobs {
             let (rx, tx) = (job_rx.clone(), msg_tx.clone());
-            s.spawn(move || worker(store, rx, tx));
+            s.spawn(move || worker(store, cache, rx, tx));
         }
         drop(msg_tx);
         let mut in_flight = 0usize;
@@ -146,14 +168,20 @@ pub fn realise(
                 }
                 reporter.started(i);
                 in_flight += 1;
-                let _ = job_tx.send(Job { index: i, drv: nodes[i].drv.clone() });
+                let _ = job_tx.send(Job { index: i, drv: nodes[i].drv.clone(), out: nodes[i].out.clone() });
             }
             if in_flight == 0 {
                 break;
             }
             let msg = msg_rx.recv().map_err(|_| Error::Graph("all scheduler workers are gone".into()))?;
+            if let Message::PushFailed { index, error } = &msg {
+                reporter.push_failed(*index, error);
+                continue;
+            }
             in_flight -= 1;
             let (i, outcome) = match msg {
+                Message::PushFailed { .. } => unreachable!("handled above"),
+                Message::Substituted { index } => (index, Outcome::Substituted),
                 Message::Done { index, result: Ok(()), elapsed } => (index, Outcome::Built(elapsed)),
                 Message::Done { index, result: Err(e), .. } => {
                     (index, Outcome::Failed(failure_text(store, &nodes[index].drv, &e)))

@@ -67,6 +67,7 @@ pub struct NixRun {
     pub stderr: String,
     pub built: usize,
     pub reused: usize,
+    pub substituted: usize,
     /// Package names from the "Compiling" lines.
     pub compiled: BTreeSet<String>,
 }
@@ -117,12 +118,12 @@ impl Fixture {
         }
         let output = cmd.args(args).env("NIX_CONFIG", test_nix_config()).output().expect("running cargo-nix");
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        let (mut built, mut reused) = (usize::MAX, usize::MAX);
+        let (mut built, mut reused, mut substituted) = (usize::MAX, usize::MAX, usize::MAX);
         if let Some(l) = stderr.lines().find(|l| l.trim_start().starts_with("Finished")) {
             let counts = l.rsplit_once('(').map(|(_, c)| c).unwrap_or("");
             let nums: Vec<usize> = counts.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse().ok()).collect();
-            if let [b, r] = nums[..] {
-                (built, reused) = (b, r);
+            if let [b, r, s] = nums[..] {
+                (built, reused, substituted) = (b, r, s);
             }
         }
         let compiled = stderr
@@ -131,7 +132,7 @@ impl Fixture {
             .filter_map(|l| l.split_whitespace().next())
             .map(str::to_owned)
             .collect();
-        NixRun { output, stderr, built, reused, compiled }
+        NixRun { output, stderr, built, reused, substituted, compiled }
     }
 
     /// `cargo <sub> <args>` (plain cargo) on this fixture.

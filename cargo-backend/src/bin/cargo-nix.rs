@@ -98,6 +98,9 @@ struct BuildArgs {
     /// Build as many units as possible after a failure.
     #[arg(long)]
     keep_going: bool,
+    /// A binary cache (Nix store URI) to substitute unit outputs from and push built ones to.
+    #[arg(long, value_name = "STORE-URI")]
+    cache: Option<String>,
     /// Read cargo's unit graph from this file instead of asking cargo.
     #[arg(long, value_name = "FILE")]
     unit_graph: Option<PathBuf>,
@@ -191,6 +194,10 @@ impl Reporter for CliReporter<'_> {
         }
     }
 
+    fn push_failed(&mut self, index: usize, error: &str) {
+        self.status.raw(&format!("warning: could not push unit {index} to the binary cache: {error}"));
+    }
+
     fn stopping(&mut self, in_flight: usize) {
         if in_flight > 0 {
             self.status.line("Waiting", &format!("for {in_flight} unit(s) in flight to finish"));
@@ -204,7 +211,7 @@ fn open_store(uri: &str) -> Result<Store> {
 
 fn show_warnings(status: &Status, store: &Store, report: &cargo_backend::BuildReport) {
     for u in &report.units {
-        if !u.is_member || !matches!(u.outcome, Outcome::Built(_) | Outcome::Reused) {
+        if !u.is_member || !matches!(u.outcome, Outcome::Built(_) | Outcome::Reused | Outcome::Substituted) {
             continue;
         }
         let Ok(out) = store.real_path(&u.out) else { continue };
@@ -238,7 +245,8 @@ fn build(
     let toolchain = Toolchain::detect_cached(&mut cache)?;
     let toolchain_time = start.elapsed() - cargo_time;
     let store = open_store(&args.store)?;
-    let mut options = BuildOptions { keep_going: args.keep_going, ..BuildOptions::default() };
+    let mut options =
+        BuildOptions { keep_going: args.keep_going, cache: args.cache.clone(), ..BuildOptions::default() };
     if let Some(j) = args.jobs {
         if j == 0 {
             bail!("-j must be at least 1");
@@ -277,10 +285,11 @@ fn build(
         status.line(
             "Finished",
             &format!(
-                "`{profile}` profile [{opt}] target(s) in {:.2}s ({} built, {} reused)",
+                "`{profile}` profile [{opt}] target(s) in {:.2}s ({} built, {} reused, {} substituted)",
                 start.elapsed().as_secs_f64(),
                 report.built(),
-                report.reused()
+                report.reused(),
+                report.substituted()
             ),
         );
     } else {
