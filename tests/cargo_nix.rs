@@ -201,7 +201,11 @@ fn release_workspace_all_features_with_c_libraries() {
     assert!(release.join("libclib.a").is_file(), "staticlib installed");
     let so = release.join("libclib.so");
     assert!(so.is_file(), "cdylib installed");
-    assert!(run.stderr.contains("clib's build script says hello"), "build-script warnings are shown:\n{}", run.stderr);
+    assert!(
+        run.stderr.contains("warning: clib@0.5.0: clib's build script says hello"),
+        "build-script warnings are shown as cargo shows them:\n{}",
+        run.stderr
+    );
     // The cdylib-only link argument reached the cdylib.
     let dynamic = std::process::Command::new("readelf").arg("-d").arg(&so).output().unwrap();
     assert!(

@@ -89,6 +89,8 @@ impl Default for BuildOptions {
 pub struct UnitReport {
     /// How cargo names it.
     pub label: String,
+    /// `name@version`.
+    pub package: String,
     /// The target's name.
     pub target_name: String,
     /// Its derivation.
@@ -228,6 +230,7 @@ pub fn build_with_cache(
         .zip(outcomes)
         .map(|(p, outcome)| UnitReport {
             label: p.label,
+            package: p.package,
             target_name: p.target_name,
             drv: p.drv,
             out: p.out,

@@ -60,6 +60,8 @@ pub struct PlannedUnit {
     pub index: usize,
     /// How cargo names it: `name vX.Y.Z` (and ` (path)` for path packages).
     pub label: String,
+    /// `name@X.Y.Z`, as cargo names the package in build-script warnings.
+    pub package: String,
     /// The target's name.
     pub target_name: String,
     /// The unit's `-C metadata` hash.
@@ -345,16 +347,18 @@ impl<'a> Planner<'a> {
             let out = self.store.parse_path(&c.out).ok()?;
             all_outputs_valid = all_outputs_valid && self.store.is_valid_path(&out).ok()?;
             let unit = &self.ws.graph.units[i];
+            let pkg = self.ws.package_of(i).ok()?;
             units.push(PlannedUnit {
                 index: i,
                 label: c.label.clone(),
+                package: format!("{}@{}", pkg.name, pkg.version),
                 target_name: unit.target.name.clone(),
                 hash: c.hash.clone(),
                 drv: self.store.parse_path(&c.drv).ok()?,
                 out,
                 artifacts: c.artifacts.clone(),
                 is_build_script_run: unit.is_build_script_run(),
-                is_member: self.ws.package_of(i).ok()?.is_member,
+                is_member: pkg.is_member,
             });
         }
         if !all_outputs_valid {
@@ -558,6 +562,7 @@ impl<'a> Planner<'a> {
         Ok(PlannedUnit {
             index: i,
             label,
+            package: format!("{}@{}", pkg.name, pkg.version),
             target_name: unit.target.name.clone(),
             hash,
             drv: drv_path,

@@ -219,7 +219,7 @@ fn show_warnings(status: &Status, store: &Store, report: &cargo_backend::BuildRe
             if let Ok(bytes) = std::fs::read(out.join("output")) {
                 if let Ok(o) = cargo_backend::build_script::BuildScriptOutput::parse(&bytes, &u.label) {
                     for w in o.warnings {
-                        status.raw(&format!("warning: {}: {w}", u.label));
+                        status.raw(&format!("warning: {}: {w}", u.package));
                     }
                 }
             }
