@@ -3,7 +3,8 @@
 //! realised by one `nix build`, with the same `max-jobs`.
 //!
 //! Shapes: `wide` (N independent leaves and one root that depends on all of them) and `deep`
-//! (a chain of N). Every iteration starts from an empty store, so everything is really built.
+//! (a chain of N). Every iteration starts from an empty store, so everything is really built;
+//! making and removing that store is outside the timing.
 //! Run: `cargo bench --bench dag` (`scripts/bench-ratios dag` prints the ratios).
 
 use std::fmt::Write as _;
@@ -97,7 +98,7 @@ fn benches(c: &mut Criterion) {
             let file = files.path().join(format!("{}-{n}.nix", shape.name()));
             std::fs::write(&file, nix_expression(&system, shape, n)).unwrap();
             g.bench_with_input(BenchmarkId::new("nix_build", n), &n, |b, _| {
-                b.iter_batched(
+                b.iter_batched_ref(
                     || TempStore::new().unwrap(),
                     |t| {
                         let out = nix_cli("nix", t.uri())
