@@ -2,6 +2,7 @@
 
 mod support;
 
+use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use support::Fixture;
@@ -213,16 +214,25 @@ fn killed_mid_build_then_run_again_completes() {
     for signal in ["INT", "KILL"] {
         // A cold build of the registry fixture (24 units) takes well over the delay below.
         let fx = Fixture::new("registry");
-        let child = Command::new(support::bin_dir().join("cargo-nix"))
-            .args(["nix", "build", "-j", "2", "--manifest-path"])
+        let mut cmd = Command::new(support::bin_dir().join("cargo-nix"));
+        cmd.args(["nix", "build", "-j", "2", "--manifest-path"])
             .arg(fx.manifest())
             .arg("--target-dir")
             .arg(fx.nix_target())
             .args(["--store", fx.store.uri()])
             .env("NIX_CONFIG", nix_rs::testing::test_nix_config())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+            .stderr(std::process::Stdio::null());
+        // A test run in the background (a non-interactive `cmd &`) inherits SIGINT ignored;
+        // give the child the default action, as an interactive terminal would.
+        // SAFETY: signal() is async-signal-safe, and the closure touches nothing else between
+        // fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(3000));
         let status = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
         assert!(status.success());
