@@ -67,14 +67,7 @@ fn malformed_unit_graphs_are_rejected_and_nothing_is_written() {
 fn bad_store_uris_name_the_culprit() {
     let fx = Fixture::new("basic");
     let run_with = |store: &str| {
-        let out = Command::new(support::bin_dir().join("cargo-nix"))
-            .args(["nix", "build", "--manifest-path"])
-            .arg(fx.manifest())
-            .arg("--target-dir")
-            .arg(fx.nix_target())
-            .args(["--store", store])
-            .output()
-            .unwrap();
+        let out = fx.cargo_nix_build_cmd(store).output().unwrap();
         assert!(!out.status.success(), "{store}: accepted");
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
@@ -183,18 +176,7 @@ fn two_backends_share_one_store() {
     let b = Fixture::new("basic");
     // Both build on a's store at once.
     let store = a.store.uri().to_owned();
-    let spawn = |fx: &Fixture| {
-        Command::new(support::bin_dir().join("cargo-nix"))
-            .args(["nix", "build", "--manifest-path"])
-            .arg(fx.manifest())
-            .arg("--target-dir")
-            .arg(fx.nix_target())
-            .args(["--store", &store])
-            .env("NIX_CONFIG", nix_rs::testing::test_nix_config())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let spawn = |fx: &Fixture| fx.cargo_nix_build_cmd(&store).stderr(std::process::Stdio::piped()).spawn().unwrap();
     let (pa, pb) = (spawn(&a), spawn(&b));
     let (oa, ob) = (pa.wait_with_output().unwrap(), pb.wait_with_output().unwrap());
     assert!(oa.status.success(), "{}", String::from_utf8_lossy(&oa.stderr));
@@ -214,14 +196,8 @@ fn killed_mid_build_then_run_again_completes() {
     for signal in ["INT", "KILL"] {
         // A cold build of the registry fixture (24 units) takes well over the delay below.
         let fx = Fixture::new("registry");
-        let mut cmd = Command::new(support::bin_dir().join("cargo-nix"));
-        cmd.args(["nix", "build", "-j", "2", "--manifest-path"])
-            .arg(fx.manifest())
-            .arg("--target-dir")
-            .arg(fx.nix_target())
-            .args(["--store", fx.store.uri()])
-            .env("NIX_CONFIG", nix_rs::testing::test_nix_config())
-            .stderr(std::process::Stdio::null());
+        let mut cmd = fx.cargo_nix_build_cmd(fx.store.uri());
+        cmd.args(["-j", "2"]).stderr(std::process::Stdio::null());
         // A test run in the background (a non-interactive `cmd &`) inherits SIGINT ignored;
         // give the child the default action, as an interactive terminal would.
         // SAFETY: signal() is async-signal-safe, and the closure touches nothing else between
@@ -256,15 +232,7 @@ fn killed_mid_build_then_run_again_completes() {
 fn a_read_only_store_is_an_error_naming_it() {
     let fx = Fixture::new("basic");
     let uri = format!("{}&read-only=true", fx.store.uri());
-    let out = Command::new(support::bin_dir().join("cargo-nix"))
-        .args(["nix", "build", "--manifest-path"])
-        .arg(fx.manifest())
-        .arg("--target-dir")
-        .arg(fx.nix_target())
-        .args(["--store", &uri])
-        .env("NIX_CONFIG", nix_rs::testing::test_nix_config())
-        .output()
-        .unwrap();
+    let out = fx.cargo_nix_build_cmd(&uri).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "built into a read-only store:\n{err}");
     assert!(err.to_lowercase().contains("read-only") || err.contains("readonly"), "{err}");
@@ -304,16 +272,8 @@ fn main() {
 #[test]
 fn garbage_collection_during_a_build_loses_nothing() {
     let fx = Fixture::new("registry");
-    let mut child = Command::new(support::bin_dir().join("cargo-nix"))
-        .args(["nix", "build", "-j", "2", "--manifest-path"])
-        .arg(fx.manifest())
-        .arg("--target-dir")
-        .arg(fx.nix_target())
-        .args(["--store", fx.store.uri()])
-        .env("NIX_CONFIG", nix_rs::testing::test_nix_config())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child =
+        fx.cargo_nix_build_cmd(fx.store.uri()).args(["-j", "2"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
     let mut collections = 0;
     while child.try_wait().unwrap().is_none() && collections < 100 {
         let gc = nix_rs::testing::nix_cli("nix-store", fx.store.uri()).arg("--gc").output().unwrap();

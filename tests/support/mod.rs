@@ -109,6 +109,19 @@ impl Fixture {
         std::fs::write(p, s).unwrap();
     }
 
+    /// `cargo nix build` of this fixture into its `target-nix`, on `store`, with the test
+    /// settings; the caller adds arguments and runs it.
+    pub fn cargo_nix_build_cmd(&self, store: &str) -> Command {
+        let mut cmd = Command::new(bin_dir().join("cargo-nix"));
+        cmd.args(["nix", "build", "--manifest-path"])
+            .arg(self.manifest())
+            .arg("--target-dir")
+            .arg(self.nix_target())
+            .args(["--store", store])
+            .env("NIX_CONFIG", test_nix_config());
+        cmd
+    }
+
     /// `cargo nix <sub> <args>` on this fixture and its store.
     pub fn cargo_nix(&self, sub: &str, args: &[&str]) -> NixRun {
         let mut cmd = Command::new(bin_dir().join("cargo-nix"));
