@@ -209,7 +209,24 @@ fn killed_mid_build_then_run_again_completes() {
             });
         }
         let child = cmd.spawn().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(3000));
+        // Kill once at least one unit has finished: with -j 2, a third unit output in the
+        // store means one of them is complete.
+        let unit_outputs = || {
+            std::fs::read_dir(fx.store.store_dir_path())
+                .map(|d| {
+                    d.filter_map(Result::ok)
+                        .filter(|e| {
+                            let n = e.file_name().to_string_lossy().into_owned();
+                            n.contains("-rust-") && !n.ends_with(".drv") && !n.ends_with(".lock")
+                        })
+                        .count()
+                })
+                .unwrap_or(0)
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+        while unit_outputs() < 3 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         let status = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
         assert!(status.success());
         let out = child.wait_with_output().unwrap();
