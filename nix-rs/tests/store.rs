@@ -75,9 +75,10 @@ fn malformed_and_outside_paths_are_rejected_with_nix_message() {
 
 #[test]
 fn settings_round_trip_and_bad_key() {
-    settings::set("max-silent-time", "1234").unwrap();
-    assert_eq!(settings::get("max-silent-time").unwrap(), "1234");
-    settings::set("max-silent-time", "0").unwrap();
+    // A setting no concurrent test reads (settings are process-wide and unlocked in Nix).
+    settings::set("tarball-ttl", "1234").unwrap();
+    assert_eq!(settings::get("tarball-ttl").unwrap(), "1234");
+    settings::set("tarball-ttl", "3600").unwrap();
     let e = settings::get("no-such-setting-xyz").unwrap_err();
     assert!(e.to_string().contains("no-such-setting-xyz"), "{e}");
     let e = settings::set("no-such-setting-xyz", "1").unwrap_err();

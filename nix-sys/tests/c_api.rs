@@ -25,11 +25,15 @@ impl Fixture {
         // SAFETY: creating a context has no preconditions.
         let ctx = unsafe { nix_c_context_create() };
         assert!(!ctx.is_null());
-        // SAFETY: ctx is live. Init functions are idempotent in Nix (they set up globals once).
-        unsafe {
-            assert_eq!(nix_libutil_init(ctx), NIX_OK);
-            assert_eq!(nix_libstore_init(ctx), NIX_OK);
-        }
+        // Nix's init functions are not thread-safe, and tests run on several threads: once.
+        static INIT: std::sync::Once = std::sync::Once::new();
+        INIT.call_once(|| {
+            // SAFETY: ctx is live; the Once runs these exactly once, before any store opens.
+            unsafe {
+                assert_eq!(nix_libutil_init(ctx), NIX_OK);
+                assert_eq!(nix_libstore_init(ctx), NIX_OK);
+            }
+        });
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display();
         let uri = CString::new(format!("local?store={d}/nix/store&state={d}/state&log={d}/log")).unwrap();
