@@ -148,7 +148,7 @@ impl BuildReport {
     pub fn skipped(&self) -> usize {
         self.count(|o| matches!(o, Outcome::Skipped))
     }
-    /// Whether every unit is built or reused.
+    /// Whether every unit is built, reused or substituted.
     pub fn success(&self) -> bool {
         self.failed() == 0 && self.skipped() == 0
     }
@@ -191,6 +191,11 @@ pub fn build_with_cache(
         Some(p) => p.clone(),
         None => default_unit_builder()?,
     };
+    // Opened first: a bad cache URI fails before anything is written to the store.
+    let cache_store = match &options.cache {
+        Some(uri) => Some(Store::open(uri).map_err(|e| Error::Nix(format!("opening the binary cache '{uri}'"), e))?),
+        None => None,
+    };
     let start = Instant::now();
     let plan = plan::Planner::plan_cached(store, ws, toolchain, &builder, cache)?;
     let plan_time = start.elapsed();
@@ -206,10 +211,6 @@ pub fn build_with_cache(
             deps: ws.graph.units[u.index].dependencies.iter().map(|d| d.index).collect(),
         })
         .collect();
-    let cache_store = match &options.cache {
-        Some(uri) => Some(Store::open(uri).map_err(|e| Error::Nix(format!("opening the binary cache '{uri}'"), e))?),
-        None => None,
-    };
     let outcomes = scheduler::realise(store, cache_store.as_ref(), &nodes, &sched, reporter)?;
     let build_time = start.elapsed();
 
@@ -218,7 +219,7 @@ pub fn build_with_cache(
     let mut installed = Vec::new();
     let mut warnings = Vec::new();
     for &r in &ws.graph.roots {
-        if matches!(outcomes[r], Outcome::Built(_) | Outcome::Reused | Outcome::Substituted) {
+        if outcomes[r].is_success() {
             let (mut i, w) = install::install(store, &plan.units[r], &profile_dir)?;
             installed.append(&mut i);
             warnings.extend(w);

@@ -229,20 +229,7 @@ impl<'a> Planner<'a> {
             return Ok(p.clone());
         }
         let dir = pkg.manifest_dir.clone();
-        let nested: Vec<PathBuf> = self
-            .ws
-            .manifest_dirs()
-            .into_iter()
-            .filter(|d| *d != dir && d.starts_with(&dir))
-            .filter_map(|d| d.strip_prefix(&dir).ok().map(Path::to_path_buf))
-            .collect();
-        let target_rel = self.ws.target_dir.strip_prefix(&dir).ok().map(Path::to_path_buf);
-        let excluded = move |rel: &Path| {
-            rel == Path::new("target")
-                || rel.file_name().is_some_and(|n| n == ".git")
-                || nested.iter().any(|n| n == rel)
-                || target_rel.as_deref() == Some(rel)
-        };
+        let excluded = crate::workspace::source_exclusions(&dir, self.ws.manifest_dirs(), &self.ws.target_dir);
         let start = std::time::Instant::now();
         let fingerprint = if pkg.is_immutable_source() {
             // Registry and git checkouts never change under cargo (it does not look either):

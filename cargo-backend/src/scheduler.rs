@@ -41,6 +41,13 @@ pub enum Outcome {
     Skipped,
 }
 
+impl Outcome {
+    /// Whether the unit's output is in the store now (built, reused or substituted).
+    pub fn is_success(&self) -> bool {
+        matches!(self, Outcome::Built(_) | Outcome::Reused | Outcome::Substituted)
+    }
+}
+
 /// Progress events, for a front end.
 pub trait Reporter: Send {
     /// A unit starts building.

@@ -9,6 +9,29 @@ use crate::Error;
 use crate::cache::{Cache, KeyBuilder, tree_listing};
 use crate::unit_graph::UnitGraph;
 
+/// What a package's source leaves out, by path relative to the package directory `dir`:
+/// `target/` at its root, `.git` anywhere, the directories of other packages nested inside it
+/// (from `package_dirs`), and the build's `target_dir` when it lies inside. One rule for what
+/// is added to the store and for what the caches watch.
+pub fn source_exclusions<'a>(
+    dir: &Path,
+    package_dirs: impl IntoIterator<Item = &'a Path>,
+    target_dir: &Path,
+) -> impl Fn(&Path) -> bool + Send + Sync + 'static {
+    let nested: Vec<PathBuf> = package_dirs
+        .into_iter()
+        .filter(|d| *d != dir && d.starts_with(dir))
+        .filter_map(|d| d.strip_prefix(dir).ok().map(Path::to_path_buf))
+        .collect();
+    let target_rel = target_dir.strip_prefix(dir).ok().map(Path::to_path_buf);
+    move |rel: &Path| {
+        rel == Path::new("target")
+            || rel.file_name().is_some_and(|n| n == ".git")
+            || nested.iter().any(|n| n == rel)
+            || target_rel.as_deref() == Some(rel)
+    }
+}
+
 /// The key of everything the unit graph and metadata depend on, over the packages `cache`
 /// knows; `None` when there is nothing cached or something cannot be read.
 fn workspace_key(command: CargoCommand, args: &CargoArgs, cache: &Cache) -> Option<String> {
@@ -50,13 +73,7 @@ fn workspace_key(command: CargoCommand, args: &CargoArgs, cache: &Cache) -> Opti
             continue;
         }
         key.stat(&p.manifest_dir.join("Cargo.toml"));
-        let nested: Vec<&Path> =
-            dirs.iter().copied().filter(|d| *d != p.manifest_dir && d.starts_with(&p.manifest_dir)).collect();
-        let excluded = |rel: &Path| {
-            rel == Path::new("target")
-                || rel.file_name().is_some_and(|n| n == ".git")
-                || nested.iter().any(|n| p.manifest_dir.join(rel) == *n)
-        };
+        let excluded = source_exclusions(&p.manifest_dir, dirs.iter().copied(), &cache.target_dir);
         if !tree_listing(&p.manifest_dir, &excluded, &mut key) {
             return None;
         }

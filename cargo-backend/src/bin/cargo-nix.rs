@@ -211,7 +211,7 @@ fn open_store(uri: &str) -> Result<Store> {
 
 fn show_warnings(status: &Status, store: &Store, report: &cargo_backend::BuildReport) {
     for u in &report.units {
-        if !u.is_member || !matches!(u.outcome, Outcome::Built(_) | Outcome::Reused | Outcome::Substituted) {
+        if !u.is_member || !u.outcome.is_success() {
             continue;
         }
         let Ok(out) = store.real_path(&u.out) else { continue };
