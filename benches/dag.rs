@@ -54,7 +54,7 @@ fn in_process(store: &Store, system: &str, shape: Shape, n: usize) {
         }
         script.push_str(" > $out");
         let drv = b.system(system).args(["-c", &script]).create(store).unwrap();
-        nodes.push(Node { out: drv.outputs["out"].clone(), drv: drv.drv_path, deps });
+        nodes.push(Node { out: drv.outputs["out"].clone(), drv: drv.drv_path, deps, optional: false });
     }
     let opts = SchedulerOptions { jobs: JOBS, keep_going: false };
     let outcomes = scheduler::realise(store, None, &nodes, &opts, &mut Silent).unwrap();

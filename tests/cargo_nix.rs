@@ -253,3 +253,62 @@ fn binary_cache_shares_units_between_stores() {
     assert!(second.contains("(0 built, 0 reused,"), "the second store built units:\n{second}");
     assert_eq!(fx.run(&fx.path("t2/debug/app")), expected);
 }
+
+/// `--pipelining on`: a library that another library depends on gets a metadata-only
+/// derivation, its library dependents compile against that `.rmeta`, binaries still link the
+/// full rlibs, and the program is the one cargo builds. Metadata nobody needs is not rebuilt.
+#[test]
+fn pipelining_compiles_libraries_against_metadata() {
+    let fx = Fixture::new("registry");
+    fx.cargo("build", &[]);
+    let expected = fx.run(&fx.cargo_target().join("debug/registry-user"));
+    let first = fx.cargo_nix("build", &["--pipelining", "on", "-v"]);
+    assert!(first.success(), "{}", first.stderr);
+    assert_eq!(fx.run(&fx.nix_target().join("debug/registry-user")), expected);
+
+    // The `Unit` lines of -v: "<label> [<target>] <drv> -> <out>".
+    let drv_of = |target: &str| -> String {
+        let line = first
+            .stderr
+            .lines()
+            .find(|l| l.trim_start().starts_with("Unit") && l.contains(&format!("[{target}]")))
+            .unwrap_or_else(|| panic!("no unit for {target} in:\n{}", first.stderr));
+        line.split_whitespace().find(|w| w.ends_with(".drv")).unwrap().to_owned()
+    };
+    let store = fx.store.store();
+    let inputs = |target: &str| -> Vec<String> {
+        let drv = store.parse_path(&drv_of(target)).unwrap();
+        store.read_derivation(&drv).unwrap().input_drvs.into_keys().collect()
+    };
+    let metadata_inputs = |target: &str| inputs(target).into_iter().filter(|d| d.ends_with("-metadata.drv")).count();
+    // serde_json is a library depending on libraries (serde, itoa, memchr, ...): it compiles
+    // against their metadata. The binary links rlibs and reads no metadata derivation.
+    assert!(metadata_inputs("serde_json") > 0, "{:?}", inputs("serde_json"));
+    assert_eq!(metadata_inputs("registry-user"), 0, "{:?}", inputs("registry-user"));
+
+    let again = fx.cargo_nix("build", &["--pipelining", "on"]);
+    assert_eq!(again.built, 0, "{}", again.stderr);
+
+    // After a collection the metadata outputs are gone (nothing roots them); an edit of the
+    // binary rebuilds the binary only: no dependent of that metadata is built, so it stays gone.
+    let gc = nix_rs::testing::nix_cli("nix-store", fx.store.uri()).arg("--gc").output().unwrap();
+    assert!(gc.status.success(), "{}", String::from_utf8_lossy(&gc.stderr));
+    let metadata_outs: Vec<String> = std::fs::read_dir(fx.store.store_dir_path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with("-metadata"))
+        .collect();
+    assert!(metadata_outs.is_empty(), "metadata outputs survived the GC: {metadata_outs:?}");
+    fx.append("src/main.rs", "\n// edited\n");
+    let edited = fx.cargo_nix("build", &["--pipelining", "on"]);
+    assert!(edited.success(), "{}", edited.stderr);
+    assert_eq!(edited.built, 1, "{}", edited.stderr);
+    assert!(
+        !std::fs::read_dir(fx.store.store_dir_path()).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with("-metadata")),
+        "metadata was rebuilt though nothing needed it"
+    );
+}

@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 
 use crate::toolchain::hex;
 
-const CACHE_VERSION: u32 = 1;
+const CACHE_VERSION: u32 = 2;
 
 /// Everything cached for one manifest.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -75,6 +75,10 @@ pub struct CachedUnit {
     pub label: String,
     /// Artifacts.
     pub artifacts: Vec<crate::plan::Artifact>,
+    /// Metadata derivation and output (pipelined libraries).
+    pub metadata: Option<(String, String)>,
+    /// The nodes the unit reads.
+    pub inputs: Vec<crate::plan::NodeRef>,
 }
 
 impl Cache {

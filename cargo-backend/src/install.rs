@@ -2,14 +2,15 @@
 //!
 //! `target/<profile>/<name>` (bins), `lib<name>.rlib` (libs), `examples/<name>`,
 //! `deps/<name>-<hash>` (tests, benches) become symlinks into the unit's output in the store.
-//! Each unit output linked this way also gets `target/<profile>/.nix-roots/<output name>`,
+//! Every unit output of the build (not only the linked ones: the libraries a rebuild needs too,
+//! as cargo keeps `target/<profile>/deps`) gets `target/<profile>/.nix-roots/<output name>`,
 //! registered as an indirect GC root: `nix-collect-garbage` keeps the artifacts while
 //! `target/` exists, and may reclaim them once it is removed. Every link is made under a
 //! temporary name and renamed into place, so `target/` never holds a half-made artifact.
 
 use std::path::{Path, PathBuf};
 
-use nix_rs::Store;
+use nix_rs::{Store, StorePath};
 
 use crate::Error;
 use crate::plan::{ArtifactKind, PlannedUnit};
@@ -25,6 +26,9 @@ pub fn profile_dir(profile: &str) -> &str {
 }
 
 fn link_atomically(target: &Path, link: &Path) -> Result<(), Error> {
+    if std::fs::read_link(link).is_ok_and(|t| t == target) {
+        return Ok(());
+    }
     let dir = link.parent().expect("links are inside target/");
     std::fs::create_dir_all(dir).map_err(|e| Error::Io(format!("creating {}", dir.display()), e))?;
     let tmp =
@@ -65,15 +69,20 @@ pub fn install(
         link_atomically(&real, &link)?;
         installed.push(Installed { unit: unit.index, kind: a.kind.clone(), path: link, store_path: real });
     }
-    let mut warning = None;
-    if !installed.is_empty() {
-        let root = profile_dir.join(".nix-roots").join(unit.out.base_name());
-        link_atomically(unit.out.as_path(), &root)?;
-        if let Err(e) = store.add_indirect_root(&root) {
-            warning = Some(format!("could not register GC root {}: {e}", root.display()));
-        }
-    }
+    let warning = add_root(store, &unit.out, profile_dir)?;
     Ok((installed, warning))
+}
+
+/// Roots `out` with `profile_dir/.nix-roots/<out name>` (registered as an indirect GC root once,
+/// when the link is made). A failure to register (e.g. a remote store) is returned as a
+/// warning, not an error.
+pub fn add_root(store: &Store, out: &StorePath, profile_dir: &Path) -> Result<Option<String>, Error> {
+    let root = profile_dir.join(".nix-roots").join(out.base_name());
+    if std::fs::read_link(&root).is_ok_and(|t| t == out.as_path()) {
+        return Ok(None);
+    }
+    link_atomically(out.as_path(), &root)?;
+    Ok(store.add_indirect_root(&root).err().map(|e| format!("could not register GC root {}: {e}", root.display())))
 }
 
 /// Lists the GC-root links a target directory holds (`<target>/*/.nix-roots/*`), with the

@@ -71,6 +71,9 @@ pub struct BuildOptions {
     /// A binary cache (store URI, e.g. `file:///srv/cache`) to substitute unit outputs from
     /// and push built ones to.
     pub cache: Option<String>,
+    /// Pipelining: libraries compile against their dependencies' metadata, from a separate
+    /// metadata derivation per library (see [`plan::Planner::pipelining`]).
+    pub pipelining: bool,
 }
 
 impl Default for BuildOptions {
@@ -80,6 +83,7 @@ impl Default for BuildOptions {
             keep_going: false,
             unit_builder: None,
             cache: None,
+            pipelining: false,
         }
     }
 }
@@ -154,6 +158,98 @@ impl BuildReport {
     }
 }
 
+/// The scheduler's nodes for a plan: one per unit (same index), then one per metadata
+/// derivation; and for each node, the unit it belongs to.
+fn scheduler_nodes(plan: &plan::Plan) -> (Vec<Node>, Vec<usize>) {
+    let n = plan.units.len();
+    let mut nodes: Vec<Node> = plan
+        .units
+        .iter()
+        .map(|u| Node { drv: u.drv.clone(), out: u.out.clone(), deps: Vec::new(), optional: false })
+        .collect();
+    let mut unit_of: Vec<usize> = (0..n).collect();
+    let mut metadata_node = vec![usize::MAX; n];
+    for u in &plan.units {
+        if let Some((drv, out)) = &u.metadata {
+            metadata_node[u.index] = nodes.len();
+            unit_of.push(u.index);
+            nodes.push(Node { drv: drv.clone(), out: out.clone(), deps: Vec::new(), optional: true });
+        }
+    }
+    for u in &plan.units {
+        let deps: Vec<usize> = u
+            .inputs
+            .iter()
+            .map(|r| match *r {
+                plan::NodeRef::Unit(i) => i,
+                plan::NodeRef::Metadata(i) => metadata_node[i],
+            })
+            .collect();
+        if u.metadata.is_some() {
+            nodes[metadata_node[u.index]].deps = deps.clone();
+        }
+        nodes[u.index].deps = deps;
+    }
+    (nodes, unit_of)
+}
+
+/// One outcome per unit: the unit node's, unless its metadata node failed first.
+fn unit_outcomes(node_outcomes: Vec<Outcome>, unit_of: &[usize], n: usize) -> Vec<Outcome> {
+    let mut outcomes: Vec<Outcome> = node_outcomes[..n].to_vec();
+    for (node, outcome) in node_outcomes.into_iter().enumerate().skip(n) {
+        if matches!(outcome, Outcome::Failed(_)) && !matches!(outcomes[unit_of[node]], Outcome::Failed(_)) {
+            outcomes[unit_of[node]] = outcome;
+        }
+    }
+    outcomes
+}
+
+/// Turns the scheduler's per-node events into per-unit ones for the caller's reporter: a unit
+/// starts when its first node starts, and finishes with its unit node (or with the first
+/// failure of either node, reported once).
+struct PerUnit<'a> {
+    inner: &'a mut dyn Reporter,
+    unit_of: Vec<usize>,
+    units: usize,
+    started: Vec<bool>,
+    failed: Vec<bool>,
+}
+
+impl<'a> PerUnit<'a> {
+    fn new(inner: &'a mut dyn Reporter, unit_of: Vec<usize>, units: usize) -> Self {
+        PerUnit { inner, unit_of, units, started: vec![false; units], failed: vec![false; units] }
+    }
+}
+
+impl Reporter for PerUnit<'_> {
+    fn started(&mut self, node: usize) {
+        let u = self.unit_of[node];
+        if !std::mem::replace(&mut self.started[u], true) {
+            self.inner.started(u);
+        }
+    }
+
+    fn finished(&mut self, node: usize, outcome: &Outcome) {
+        let u = self.unit_of[node];
+        if self.failed[u] {
+            return;
+        }
+        let failed = matches!(outcome, Outcome::Failed(_));
+        if node < self.units || failed {
+            self.failed[u] = failed;
+            self.inner.finished(u, outcome);
+        }
+    }
+
+    fn stopping(&mut self, in_flight: usize) {
+        self.inner.stopping(in_flight);
+    }
+
+    fn push_failed(&mut self, node: usize, error: &str) {
+        self.inner.push_failed(self.unit_of[node], error);
+    }
+}
+
 /// Where `cargo-nix-unit` is when not given: next to the running executable (or one level up,
 /// for test executables in `target/<profile>/deps`).
 pub fn default_unit_builder() -> Result<PathBuf, Error> {
@@ -197,21 +293,15 @@ pub fn build_with_cache(
         None => None,
     };
     let start = Instant::now();
-    let plan = plan::Planner::plan_cached(store, ws, toolchain, &builder, cache)?;
+    let plan = plan::Planner::plan_cached(store, ws, toolchain, &builder, options.pipelining, cache)?;
     let plan_time = start.elapsed();
     let source_time = plan.source_time;
     let start = Instant::now();
     let sched = SchedulerOptions { jobs: options.jobs, keep_going: options.keep_going };
-    let nodes: Vec<Node> = plan
-        .units
-        .iter()
-        .map(|u| Node {
-            drv: u.drv.clone(),
-            out: u.out.clone(),
-            deps: ws.graph.units[u.index].dependencies.iter().map(|d| d.index).collect(),
-        })
-        .collect();
-    let outcomes = scheduler::realise(store, cache_store.as_ref(), &nodes, &sched, reporter)?;
+    let (nodes, unit_of) = scheduler_nodes(&plan);
+    let mut per_unit = PerUnit::new(reporter, unit_of.clone(), plan.units.len());
+    let node_outcomes = scheduler::realise(store, cache_store.as_ref(), &nodes, &sched, &mut per_unit)?;
+    let outcomes = unit_outcomes(node_outcomes, &unit_of, plan.units.len());
     let build_time = start.elapsed();
 
     let profile = ws.graph.roots.first().map(|&r| ws.graph.units[r].profile.name.as_str()).unwrap_or("dev");
@@ -223,6 +313,17 @@ pub fn build_with_cache(
             let (mut i, w) = install::install(store, &plan.units[r], &profile_dir)?;
             installed.append(&mut i);
             warnings.extend(w);
+        }
+    }
+    // The other units' outputs are rooted too, so that a collection does not force the next
+    // build to rebuild every dependency (cargo keeps them in target/<profile>/deps).
+    for (u, outcome) in plan.units.iter().zip(&outcomes) {
+        if outcome.is_success() && !ws.graph.roots.contains(&u.index) {
+            if let Some(w) = install::add_root(store, &u.out, &profile_dir)? {
+                // The store cannot take roots (e.g. a remote one): once is enough to say so.
+                warnings.push(w);
+                break;
+            }
         }
     }
     let units = plan

@@ -53,6 +53,16 @@ pub struct Artifact {
     pub install_as: String,
 }
 
+/// A node of the build graph: a unit's derivation, or the metadata-only derivation of a
+/// pipelined library unit (see [`Planner::plan_cached`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+pub enum NodeRef {
+    /// The unit's derivation (by unit index).
+    Unit(usize),
+    /// The metadata derivation of the library unit with this index.
+    Metadata(usize),
+}
+
 /// A unit with its derivation.
 #[derive(Debug, Clone)]
 pub struct PlannedUnit {
@@ -70,6 +80,13 @@ pub struct PlannedUnit {
     pub drv: StorePath,
     /// Its output path.
     pub out: StorePath,
+    /// For a pipelined library: the derivation that stops after the crate's metadata, and its
+    /// output (`lib/lib<name>-<hash>.rmeta`). Libraries that depend on this one compile against
+    /// it, so they start before this unit's code generation is done.
+    pub metadata: Option<(StorePath, StorePath)>,
+    /// The nodes whose outputs the unit's derivations read (the metadata derivation reads the
+    /// same), i.e. what must be realised first.
+    pub inputs: Vec<NodeRef>,
     /// Files to install.
     pub artifacts: Vec<Artifact>,
     /// Whether it runs a build script.
@@ -108,6 +125,31 @@ pub struct Planner<'a> {
     source_time: std::time::Duration,
     /// Per unit: its transitive library dependencies (indices), for `-L dependency=`.
     transitive_libs: Vec<BTreeSet<usize>>,
+    /// Per unit: whether it gets a metadata derivation (empty when pipelining is off).
+    pipelined: Vec<bool>,
+}
+
+/// Whether a unit only compiles against its dependencies, without linking them: a library
+/// built as an rlib. Such a unit can start from its dependencies' metadata (`.rmeta`).
+pub fn compiles_against_metadata(unit: &Unit) -> bool {
+    unit.mode == Mode::Build
+        && unit.is_lib()
+        && !unit.is_proc_macro()
+        && unit.target.crate_types.iter().all(|t| t == "lib" || t == "rlib")
+}
+
+/// Which units get a metadata derivation when pipelining: rlib libraries that some other rlib
+/// library depends on (a library only binaries depend on gains nothing from one).
+pub fn pipelined_units(graph: &crate::unit_graph::UnitGraph) -> Vec<bool> {
+    let mut pipelined = vec![false; graph.units.len()];
+    for unit in graph.units.iter().filter(|u| compiles_against_metadata(u)) {
+        for d in &unit.dependencies {
+            if compiles_against_metadata(&graph.units[d.index]) {
+                pipelined[d.index] = true;
+            }
+        }
+    }
+    pipelined
 }
 
 /// The facts that select a unit's `rustc-link-arg*` instructions (cargo's
@@ -194,7 +236,40 @@ impl<'a> Planner<'a> {
             units: vec![None; n],
             source_time: std::time::Duration::ZERO,
             transitive_libs: vec![BTreeSet::new(); n],
+            pipelined: Vec::new(),
         })
+    }
+
+    /// Turns pipelining on or off (default: off). With it, every rlib library that another
+    /// rlib library depends on gets a second derivation that stops after the crate's metadata
+    /// (`rustc -Zno-codegen`), and those dependents compile against that `.rmeta`, as cargo
+    /// starts a dependent once the `.rmeta` is written. Both derivations of such a library run
+    /// rustc with `RUSTC_BOOTSTRAP=1`: the crate hash covers that setting, and the `.rmeta`
+    /// and the `.rlib` must agree on it. Binaries, tests, proc-macros and build scripts still
+    /// wait for the full `.rlib`s they link.
+    pub fn pipelining(mut self, on: bool) -> Self {
+        self.pipelined = if on { pipelined_units(&self.ws.graph) } else { Vec::new() };
+        self
+    }
+
+    fn is_pipelined(&self, i: usize) -> bool {
+        self.pipelined.get(i).copied().unwrap_or(false)
+    }
+
+    /// The node a unit that compiles against metadata (`consumer`) reads for library `t`.
+    fn lib_ref(&self, consumer: bool, t: usize) -> NodeRef {
+        if consumer && self.planned(t).metadata.is_some() { NodeRef::Metadata(t) } else { NodeRef::Unit(t) }
+    }
+
+    /// The derivation and output of a node.
+    fn node(&self, r: NodeRef) -> (&StorePath, &StorePath) {
+        match r {
+            NodeRef::Unit(i) => (&self.planned(i).drv, &self.planned(i).out),
+            NodeRef::Metadata(i) => {
+                let (d, o) = self.planned(i).metadata.as_ref().expect("metadata nodes are planned with their unit");
+                (d, o)
+            }
+        }
     }
 
     /// Plans every unit.
@@ -275,9 +350,11 @@ impl<'a> Planner<'a> {
         ws: &'a Workspace,
         tc: &'a Toolchain,
         builder: &Path,
+        pipelining: bool,
         cache: &mut crate::cache::Cache,
     ) -> Result<Plan, Error> {
-        let this = Self::with_source_cache(store, ws, tc, builder, std::mem::take(&mut cache.sources))?;
+        let this =
+            Self::with_source_cache(store, ws, tc, builder, std::mem::take(&mut cache.sources))?.pipelining(pipelining);
         this.plan_with(cache)
     }
 
@@ -294,6 +371,7 @@ impl<'a> Planner<'a> {
         let mut key = crate::cache::KeyBuilder::default();
         key.str(&cache.workspace_key).str(&self.tc.identity).str(self.builder.as_str());
         key.str(&self.store.uri().unwrap_or_default()).str(&self.store.store_dir().unwrap_or_default());
+        key.str(if self.pipelined.is_empty() { "" } else { "pipelining" });
         for s in &sources {
             key.str(s);
         }
@@ -320,6 +398,8 @@ impl<'a> Planner<'a> {
                 hash: u.hash.clone(),
                 label: u.label.clone(),
                 artifacts: u.artifacts.clone(),
+                metadata: u.metadata.as_ref().map(|(d, o)| (d.to_string(), o.to_string())),
+                inputs: u.inputs.clone(),
             })
             .collect();
         Ok(plan)
@@ -333,6 +413,10 @@ impl<'a> Planner<'a> {
         for (i, c) in cached.iter().enumerate() {
             let out = self.store.parse_path(&c.out).ok()?;
             all_outputs_valid = all_outputs_valid && self.store.is_valid_path(&out).ok()?;
+            let metadata = match &c.metadata {
+                Some((d, o)) => Some((self.store.parse_path(d).ok()?, self.store.parse_path(o).ok()?)),
+                None => None,
+            };
             let unit = &self.ws.graph.units[i];
             let pkg = self.ws.package_of(i).ok()?;
             units.push(PlannedUnit {
@@ -343,6 +427,8 @@ impl<'a> Planner<'a> {
                 hash: c.hash.clone(),
                 drv: self.store.parse_path(&c.drv).ok()?,
                 out,
+                metadata,
+                inputs: c.inputs.clone(),
                 artifacts: c.artifacts.clone(),
                 is_build_script_run: unit.is_build_script_run(),
                 is_member: pkg.is_member,
@@ -350,8 +436,10 @@ impl<'a> Planner<'a> {
         }
         if !all_outputs_valid {
             for u in &units {
-                if !self.store.is_valid_path(&u.drv).ok()? {
-                    return None;
+                for d in std::iter::once(&u.drv).chain(u.metadata.as_ref().map(|(d, _)| d)) {
+                    if !self.store.is_valid_path(d).ok()? {
+                        return None;
+                    }
                 }
             }
         }
@@ -478,8 +566,13 @@ impl<'a> Planner<'a> {
         for t in &self.toolchain_inputs {
             drv.input_source(t);
         }
+        // What the unit reads from other units: its dependencies, and rustc's transitive
+        // libraries with their build scripts' outputs (below). A unit that compiles against
+        // metadata reads the metadata nodes of pipelined libraries instead of their rlibs.
+        let consumer = !self.pipelined.is_empty() && compiles_against_metadata(unit);
+        let mut inputs = BTreeSet::new();
         for d in &unit.dependencies {
-            drv.input_derivation(&self.planned(d.index).drv, ["out"]);
+            inputs.insert(self.lib_ref(consumer, d.index));
         }
 
         let mut artifacts = Vec::new();
@@ -521,17 +614,24 @@ impl<'a> Planner<'a> {
             env.extend(self.tc.cargo_cfg_env(p.debug_assertions));
             Action::RunBuildScript { program, dep_links }
         } else {
-            self.rustc_action(i, pkg, &hash, &mut env, &mut artifacts)?
+            self.rustc_action(i, pkg, &hash, consumer, &mut env, &mut artifacts)?
         };
 
         // rustc reads transitive libraries (-L dependency=) and their build scripts' outputs.
         for &t in &self.transitive_libs[i] {
-            drv.input_derivation(&self.planned(t).drv, ["out"]);
+            inputs.insert(self.lib_ref(consumer, t));
             for d in &ws.graph.units[t].dependencies {
                 if ws.graph.units[d.index].is_build_script_run() {
-                    drv.input_derivation(&self.planned(d.index).drv, ["out"]);
+                    inputs.insert(NodeRef::Unit(d.index));
                 }
             }
+        }
+        for &r in &inputs {
+            drv.input_derivation(self.node(r).0, ["out"]);
+        }
+        let pipelined = self.is_pipelined(i);
+        if pipelined {
+            env.insert("RUSTC_BOOTSTRAP".into(), "1".into());
         }
 
         let spec = UnitSpec {
@@ -546,6 +646,18 @@ impl<'a> Planner<'a> {
         let json = serde_json::to_string(&spec).expect("spec serializes");
         drv.env(SPEC_ENV, json).env("passAsFile", SPEC_ENV);
         let (drv_path, out) = self.create(&drv, unit)?;
+        let metadata = if pipelined {
+            let mut spec = spec;
+            if let Action::Rustc { metadata_only, .. } = &mut spec.action {
+                *metadata_only = true;
+            }
+            let json = serde_json::to_string(&spec).expect("spec serializes");
+            drv.name(sanitize(&format!("rust-{}-{}-{}-metadata", pkg.name, pkg.version, unit.target.name)));
+            drv.env(SPEC_ENV, json);
+            Some(self.create(&drv, unit)?)
+        } else {
+            None
+        };
         Ok(PlannedUnit {
             index: i,
             label,
@@ -554,6 +666,8 @@ impl<'a> Planner<'a> {
             hash,
             drv: drv_path,
             out,
+            metadata,
+            inputs: inputs.into_iter().collect(),
             artifacts,
             is_build_script_run: unit.is_build_script_run(),
             is_member: pkg.is_member,
@@ -565,6 +679,7 @@ impl<'a> Planner<'a> {
         i: usize,
         pkg: &PackageInfo,
         hash: &str,
+        consumer: bool,
         env: &mut BTreeMap<String, String>,
         artifacts: &mut Vec<Artifact>,
     ) -> Result<Action, Error> {
@@ -682,8 +797,14 @@ impl<'a> Planner<'a> {
                 }
                 if let Some(a) = dp.artifacts.iter().find(|a| a.file.ends_with(".rlib") || a.file.ends_with(".so")) {
                     let prefix = if d.noprelude { "noprelude:" } else { "" };
+                    let path = match (self.lib_ref(consumer, d.index), a.file.strip_suffix(".rlib")) {
+                        (NodeRef::Metadata(_), Some(stem)) => {
+                            format!("{}/{stem}.rmeta", self.node(NodeRef::Metadata(d.index)).1)
+                        }
+                        _ => format!("{}/{}", dp.out, a.file),
+                    };
                     args.push("--extern".into());
-                    args.push(format!("{prefix}{}={}/{}", d.extern_crate_name, dp.out, a.file));
+                    args.push(format!("{prefix}{}={path}", d.extern_crate_name));
                 }
             } else if du.is_bin() && unit.mode == Mode::Test {
                 if let Some(a) = dp.artifacts.first() {
@@ -697,9 +818,8 @@ impl<'a> Planner<'a> {
         }
         let mut dep_build_scripts = Vec::new();
         for &t in &transitive {
-            let tp = self.planned(t);
             args.push("-L".into());
-            args.push(format!("dependency={}/lib", tp.out));
+            args.push(format!("dependency={}/lib", self.node(self.lib_ref(consumer, t)).1));
             for d in &ws.graph.units[t].dependencies {
                 if ws.graph.units[d.index].is_build_script_run() {
                     dep_build_scripts.push(self.planned(d.index).out.to_string());
@@ -758,6 +878,7 @@ impl<'a> Planner<'a> {
             build_script,
             dep_build_scripts,
             link,
+            metadata_only: false,
         })
     }
 }
@@ -795,5 +916,33 @@ mod tests {
         assert!(t[3].example && !t[4].example);
         assert!(t[5].bench);
         assert!(t[6].cdylib && !t[7].cdylib);
+    }
+
+    #[test]
+    fn only_libraries_that_libraries_depend_on_are_pipelined() {
+        let unit = |kind: &str, crate_type: &str, mode: &str, deps: &[usize]| {
+            let deps: Vec<String> =
+                deps.iter().map(|d| format!(r#"{{"index": {d}, "extern_crate_name": "d{d}"}}"#)).collect();
+            format!(
+                r#"{{"pkg_id": "path+file:///p#0.1.0", "mode": "{mode}", "dependencies": [{}],
+                    "target": {{"kind": ["{kind}"], "crate_types": ["{crate_type}"],
+                                "name": "n", "src_path": "/p/x.rs"}}}}"#,
+                deps.join(",")
+            )
+        };
+        let units = [
+            unit("lib", "lib", "build", &[]),               // 0: a library's dependency
+            unit("lib", "lib", "build", &[0, 2]),           // 1: depends on 0 and on the macro
+            unit("proc-macro", "proc-macro", "build", &[]), // 2: never (dependents need the .so)
+            unit("lib", "lib", "build", &[]),               // 3: only a binary depends on it
+            unit("bin", "bin", "build", &[1, 3]),           // 4
+            unit("lib", "lib", "test", &[0]),               // 5: a test links
+            unit("lib", "cdylib", "build", &[3]),           // 6: links, so reads rlibs
+        ];
+        let json = format!(r#"{{"version": 1, "units": [{}], "roots": [4]}}"#, units.join(","));
+        let g = UnitGraph::parse(&json).unwrap();
+        assert_eq!(pipelined_units(&g), [true, false, false, false, false, false, false]);
+        assert!(compiles_against_metadata(&g.units[1]));
+        assert!(!compiles_against_metadata(&g.units[5]) && !compiles_against_metadata(&g.units[6]));
     }
 }

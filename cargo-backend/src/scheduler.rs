@@ -24,6 +24,10 @@ pub struct Node {
     pub out: StorePath,
     /// Indices of the nodes whose outputs it needs.
     pub deps: Vec<usize>,
+    /// Built only if a node that depends on it is built (e.g. a pipelined library's metadata,
+    /// which nothing needs once its dependents are in the store); otherwise
+    /// [`Outcome::NotNeeded`].
+    pub optional: bool,
 }
 
 /// What happened to a unit.
@@ -39,6 +43,8 @@ pub enum Outcome {
     Failed(String),
     /// Not built because a dependency failed (keep-going), or because the run stopped (fail-fast).
     Skipped,
+    /// An optional node that nothing being built needs, left alone.
+    NotNeeded,
 }
 
 impl Outcome {
@@ -133,6 +139,30 @@ fn failure_text(store: &Store, drv: &StorePath, error: &nix_rs::Error) -> String
     }
 }
 
+/// Which nodes must be built: every invalid node that is not optional, and every invalid
+/// optional node that a node to be built depends on (directly or through other optional ones).
+fn needed_nodes(deps: &[&[usize]], optional: &[bool], valid: &[bool]) -> Vec<bool> {
+    let mut needed: Vec<bool> = optional.iter().zip(valid).map(|(&o, &v)| !v && !o).collect();
+    // A fixpoint over the edges: optional chains are short (metadata nodes depend on each other
+    // along the library graph), so a few passes suffice.
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for (i, node_deps) in deps.iter().enumerate() {
+            if !needed[i] {
+                continue;
+            }
+            for &d in *node_deps {
+                if !needed[d] && !valid[d] {
+                    needed[d] = true;
+                    changed = true;
+                }
+            }
+        }
+    }
+    needed
+}
+
 /// Realises every node on `store`, dependencies first, with `options.jobs` workers; returns
 /// each node's outcome (by index). With a binary `cache`, a node whose output the cache has is
 /// copied from it instead of built, and each built output is pushed to it (Nix's own copy).
@@ -151,6 +181,11 @@ pub fn realise(
     for node in nodes {
         valid.push(store.is_valid_path(&node.out).map_err(|e| Error::Nix(format!("checking {}", node.out), e))?);
     }
+    let needed = needed_nodes(
+        &nodes.iter().map(|n| n.deps.as_slice()).collect::<Vec<_>>(),
+        &nodes.iter().map(|n| n.optional).collect::<Vec<_>>(),
+        &valid,
+    );
 
     let (job_tx, job_rx) = unbounded::<Job>();
     let (msg_tx, msg_rx) = unbounded::<Message>();
@@ -167,9 +202,10 @@ pub fn realise(
             // At most `jobs` units are handed to workers at once, so that after a failure
             // only those finish (fail-fast) and nothing queued behind them starts.
             while let Some(i) = if stopping || in_flight >= jobs { None } else { queue.dequeue() } {
-                if valid[i] {
-                    outcomes[i] = Some(Outcome::Reused);
-                    reporter.finished(i, &Outcome::Reused);
+                if valid[i] || !needed[i] {
+                    let outcome = if valid[i] { Outcome::Reused } else { Outcome::NotNeeded };
+                    reporter.finished(i, &outcome);
+                    outcomes[i] = Some(outcome);
                     queue.finish(i, true).map_err(|e| Error::Graph(format!("{e:?}")))?;
                     continue;
                 }
@@ -212,4 +248,19 @@ pub fn realise(
         Ok(())
     })?;
     Ok(outcomes.into_iter().map(|o| o.unwrap_or(Outcome::Skipped)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::needed_nodes;
+
+    #[test]
+    fn optional_nodes_are_built_only_for_dependents_that_are() {
+        // 0: optional, invalid; 1: valid, needs 0  -> 0 is not needed.
+        assert_eq!(needed_nodes(&[&[], &[0]], &[true, false], &[false, true]), [false, false]);
+        // 0 optional <- 1 optional <- 2 invalid: the chain is needed.
+        assert_eq!(needed_nodes(&[&[], &[0], &[1]], &[true, true, false], &[false, false, false]), [true; 3]);
+        // A valid optional node is never built; an invalid plain node always is.
+        assert_eq!(needed_nodes(&[&[], &[0], &[]], &[true, false, false], &[true, false, false]), [false, true, true]);
+    }
 }

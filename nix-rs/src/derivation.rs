@@ -75,6 +75,12 @@ impl DerivationBuilder {
         }
     }
 
+    /// Renames the derivation (the name part of its store paths).
+    pub fn name(&mut self, name: impl Into<String>) -> &mut Self {
+        self.name = name.into();
+        self
+    }
+
     /// The platform, e.g. `x86_64-linux`. Default: Nix's `system` setting.
     pub fn system(&mut self, system: impl Into<String>) -> &mut Self {
         self.system = Some(system.into());

@@ -107,6 +107,17 @@ struct BuildArgs {
     /// Print each unit's derivation and output path at the end.
     #[arg(short, long)]
     verbose: bool,
+    /// Pipelining: libraries compile against their dependencies' metadata (a metadata-only
+    /// derivation per library) instead of waiting for their code.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = Switch::Off)]
+    pipelining: Switch,
+}
+
+/// On or off.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Switch {
+    On,
+    Off,
 }
 
 impl BuildArgs {
@@ -245,8 +256,12 @@ fn build(
     let toolchain = Toolchain::detect_cached(&mut cache)?;
     let toolchain_time = start.elapsed() - cargo_time;
     let store = open_store(&args.store)?;
-    let mut options =
-        BuildOptions { keep_going: args.keep_going, cache: args.cache.clone(), ..BuildOptions::default() };
+    let mut options = BuildOptions {
+        keep_going: args.keep_going,
+        cache: args.cache.clone(),
+        pipelining: args.pipelining == Switch::On,
+        ..BuildOptions::default()
+    };
     if let Some(j) = args.jobs {
         if j == 0 {
             bail!("-j must be at least 1");

@@ -51,7 +51,7 @@ fn read_script_output(dir: &str, package: &str) -> Result<BuildScriptOutput, Uni
 pub fn run(spec: &UnitSpec, out: &Path) -> Result<(), UnitFailure> {
     let mkdir = |p: &Path| fs::create_dir_all(p).map_err(|e| UnitFailure(format!("creating {}: {e}", p.display())));
     match &spec.action {
-        Action::Rustc { rustc, args, out_subdir, build_script, dep_build_scripts, link } => {
+        Action::Rustc { rustc, args, out_subdir, build_script, dep_build_scripts, link, metadata_only } => {
             let artifacts = out.join(out_subdir);
             mkdir(&artifacts)?;
             let mut cmd = base_command(spec, rustc);
@@ -81,8 +81,15 @@ pub fn run(spec: &UnitSpec, out: &Path) -> Result<(), UnitFailure> {
                     cmd.arg("-L").arg(p);
                 }
             }
+            if *metadata_only {
+                cmd.arg("-Zno-codegen");
+            }
             cmd.arg("--out-dir").arg(&artifacts);
-            run_rustc(cmd, spec, out)
+            run_rustc(cmd, spec, out)?;
+            if *metadata_only {
+                remove_codegen_stubs(&artifacts)?;
+            }
+            Ok(())
         }
         Action::RunBuildScript { program, dep_links } => {
             let out_dir = out.join("out-dir");
@@ -118,6 +125,19 @@ pub fn run(spec: &UnitSpec, out: &Path) -> Result<(), UnitFailure> {
             Ok(())
         }
     }
+}
+
+/// Removes what a `-Zno-codegen` compile leaves besides the metadata: the `.rlib` then holds
+/// no code, and nothing may link against it by mistake.
+fn remove_codegen_stubs(dir: &Path) -> Result<(), UnitFailure> {
+    let entries = fs::read_dir(dir).map_err(|e| UnitFailure(format!("reading {}: {e}", dir.display())))?;
+    for entry in entries {
+        let path = entry.map_err(|e| UnitFailure(format!("reading {}: {e}", dir.display())))?.path();
+        if path.extension().is_some_and(|x| x == "rlib") {
+            fs::remove_file(&path).map_err(|e| UnitFailure(format!("removing {}: {e}", path.display())))?;
+        }
+    }
+    Ok(())
 }
 
 fn indent(s: &str) -> String {

@@ -52,6 +52,13 @@ pub enum Action {
         dep_build_scripts: Vec<String>,
         /// Which `rustc-link-arg*` instructions apply to this unit.
         link: LinkTarget,
+        /// Stop after the crate's metadata (pipelining): rustc runs the same command with
+        /// `-Zno-codegen` added, and only the `.rmeta` (and dep-info) are kept. Dependents that
+        /// only compile against this crate can start from it while the full compile runs. The
+        /// crate hash then equals the full compile's only if both run with the same `env`
+        /// (the planner sets `RUSTC_BOOTSTRAP=1` for both).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        metadata_only: bool,
     },
     /// Run a compiled build script, keeping its stdout in `$out/output` and `OUT_DIR` in
     /// `$out/out-dir`.
