@@ -89,9 +89,10 @@ fn benches(c: &mut Criterion) {
         g.sample_size(10);
         for n in [10usize, 100, 500] {
             g.bench_with_input(BenchmarkId::new("in_process", n), &n, |b, &n| {
-                b.iter_batched(
+                // By reference, like the nix_build side: removing the store is not timed.
+                b.iter_batched_ref(
                     || TempStore::new().unwrap(),
-                    |t| in_process(&t, &system, shape, n),
+                    |t| in_process(t, &system, shape, n),
                     BatchSize::PerIteration,
                 )
             });
