@@ -7,13 +7,15 @@
 //!    file), each running a [`spec::UnitSpec`] with the `cargo-nix-unit` builder (the
 //!    `cargo-nix-unit` crate, re-exported here as [`spec`], [`run_unit`], [`build_script`]);
 //! 4. [`scheduler`]: the DAG realised by our own workers over a [`queue::DependencyQueue`];
-//! 5. [`install`]: artifacts linked into `target/<profile>/`, each with a GC root.
+//! 5. [`install`]: artifacts linked into `target/<profile>/`, each with a GC root;
+//! 6. [`messages`]: cargo's `--message-format` JSON messages for the units.
 //!
 //! [`build`] runs 3–5 for a patched cargo that already has a unit graph; the `cargo nix`
 //! binary runs all of it.
 
 pub mod cache;
 pub mod install;
+pub mod messages;
 pub mod plan;
 pub mod queue;
 pub mod scheduler;
@@ -28,7 +30,7 @@ use nix_rs::{Store, StorePath};
 
 pub use cargo_nix_unit::{build_script, run_unit, spec};
 pub use install::Installed;
-pub use scheduler::{Node, Outcome, Reporter, SchedulerOptions, Silent};
+pub use scheduler::{Failure, Node, Outcome, Reporter, SchedulerOptions, Silent};
 pub use toolchain::Toolchain;
 pub use workspace::{CargoArgs, CargoCommand, PackageInfo, Workspace};
 
@@ -164,6 +166,13 @@ pub fn default_unit_builder() -> Result<PathBuf, Error> {
     })
 }
 
+/// Where the artifacts of `ws`'s root units are installed: `target/<profile>/` (e.g.
+/// `target/debug`), for the profile of the first root.
+pub fn profile_dir(ws: &Workspace) -> PathBuf {
+    let profile = ws.graph.roots.first().map(|&r| ws.graph.units[r].profile.name.as_str()).unwrap_or("dev");
+    ws.target_dir.join(install::profile_dir(profile))
+}
+
 /// Builds the unit graph of `ws` on `store`: plans one derivation per unit, realises them with
 /// `options.jobs` workers, and installs the root units' artifacts into the target directory.
 pub fn build(
@@ -211,11 +220,11 @@ pub fn build_with_cache(
             deps: ws.graph.units[u.index].dependencies.iter().map(|d| d.index).collect(),
         })
         .collect();
+    reporter.planned(&plan);
     let outcomes = scheduler::realise(store, cache_store.as_ref(), &nodes, &sched, reporter)?;
     let build_time = start.elapsed();
 
-    let profile = ws.graph.roots.first().map(|&r| ws.graph.units[r].profile.name.as_str()).unwrap_or("dev");
-    let profile_dir = ws.target_dir.join(install::profile_dir(profile));
+    let profile_dir = profile_dir(ws);
     let mut installed = Vec::new();
     let mut warnings = Vec::new();
     for &r in &ws.graph.roots {
