@@ -428,8 +428,13 @@ fn progress_bar_when_forced() {
     assert!(!quiet.stderr.contains("Building ["), "{}", quiet.stderr);
     let run = fx.cargo_nix("build", &["--progress", "never"]);
     assert!(!run.stderr.contains("Building ["), "{}", run.stderr);
-    // cargo's own setting works too.
-    let out = fx.cargo_nix_build_cmd(fx.store.uri()).env("CARGO_TERM_PROGRESS_WHEN", "always").output().unwrap();
+    // cargo's own settings work too (cargo wants a width with `always`).
+    let out = fx
+        .cargo_nix_build_cmd(fx.store.uri())
+        .env("CARGO_TERM_PROGRESS_WHEN", "always")
+        .env("CARGO_TERM_PROGRESS_WIDTH", "60")
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && stderr.contains(&format!("] {total}/{total}")), "{stderr}");
 }

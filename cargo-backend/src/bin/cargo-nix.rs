@@ -168,7 +168,8 @@ impl ProgressWhen {
 }
 
 /// stderr as indicatif's terminal when it is not a terminal (`--progress always`): the bar is
-/// drawn with plain ANSI cursor movements, `COLUMNS` wide (default 100).
+/// drawn with plain ANSI cursor movements, `CARGO_TERM_PROGRESS_WIDTH` or `COLUMNS` wide
+/// (default 100).
 #[derive(Debug)]
 struct StderrTerm {
     width: u16,
@@ -227,7 +228,10 @@ impl Status {
             ProgressWhen::Auto => Some(ProgressDrawTarget::stderr_with_hz(10)),
             ProgressWhen::Always if std::io::stderr().is_terminal() => Some(ProgressDrawTarget::stderr_with_hz(10)),
             ProgressWhen::Always => {
-                let width = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(100);
+                let width = ["CARGO_TERM_PROGRESS_WIDTH", "COLUMNS"]
+                    .iter()
+                    .find_map(|v| std::env::var(v).ok().and_then(|c| c.parse().ok()))
+                    .unwrap_or(100);
                 Some(ProgressDrawTarget::term_like_with_hz(Box::new(StderrTerm { width }), 10))
             }
         };
