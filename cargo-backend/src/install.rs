@@ -51,6 +51,18 @@ pub struct Installed {
     pub store_path: PathBuf,
 }
 
+/// The artifacts of `unit` that are installed: (artifact, where under `profile_dir`). Only root
+/// units are installed (see [`crate::build`]).
+pub fn install_paths<'a>(
+    unit: &'a PlannedUnit,
+    profile_dir: &'a Path,
+) -> impl Iterator<Item = (&'a crate::plan::Artifact, PathBuf)> + 'a {
+    unit.artifacts
+        .iter()
+        .filter(|a| a.kind != ArtifactKind::Internal && !a.install_as.is_empty())
+        .map(move |a| (a, profile_dir.join(&a.install_as)))
+}
+
 /// Installs the artifacts of `unit` under `profile_dir` and roots its output. A failure to
 /// add the GC root (e.g. a remote store) is returned as a warning, not an error.
 pub fn install(
@@ -59,13 +71,9 @@ pub fn install(
     profile_dir: &Path,
 ) -> Result<(Vec<Installed>, Option<String>), Error> {
     let mut installed = Vec::new();
-    for a in &unit.artifacts {
-        if a.kind == ArtifactKind::Internal || a.install_as.is_empty() {
-            continue;
-        }
+    for (a, link) in install_paths(unit, profile_dir) {
         let real =
             store.real_path(&unit.out).map_err(|e| Error::Nix(format!("locating {}", unit.out), e))?.join(&a.file);
-        let link = profile_dir.join(&a.install_as);
         link_atomically(&real, &link)?;
         installed.push(Installed { unit: unit.index, kind: a.kind.clone(), path: link, store_path: real });
     }

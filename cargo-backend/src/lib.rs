@@ -7,13 +7,15 @@
 //!    file), each running a [`spec::UnitSpec`] with the `cargo-nix-unit` builder (the
 //!    `cargo-nix-unit` crate, re-exported here as [`spec`], [`run_unit`], [`build_script`]);
 //! 4. [`scheduler`]: the DAG realised by our own workers over a [`queue::DependencyQueue`];
-//! 5. [`install`]: artifacts linked into `target/<profile>/`, each with a GC root.
+//! 5. [`install`]: artifacts linked into `target/<profile>/`, each with a GC root;
+//! 6. [`messages`]: cargo's `--message-format` JSON messages for the units.
 //!
 //! [`build`] runs 3–5 for a patched cargo that already has a unit graph; the `cargo nix`
 //! binary runs all of it.
 
 pub mod cache;
 pub mod install;
+pub mod messages;
 pub mod plan;
 pub mod queue;
 pub mod scheduler;
@@ -28,7 +30,7 @@ use nix_rs::{Store, StorePath};
 
 pub use cargo_nix_unit::{build_script, run_unit, spec};
 pub use install::Installed;
-pub use scheduler::{Node, Outcome, Reporter, SchedulerOptions, Silent};
+pub use scheduler::{Failure, Node, Outcome, Reporter, SchedulerOptions, Silent};
 pub use toolchain::Toolchain;
 pub use workspace::{CargoArgs, CargoCommand, PackageInfo, Workspace};
 
@@ -212,12 +214,12 @@ struct PerUnit<'a> {
     unit_of: Vec<usize>,
     units: usize,
     started: Vec<bool>,
-    failed: Vec<bool>,
+    reported: Vec<bool>,
 }
 
 impl<'a> PerUnit<'a> {
     fn new(inner: &'a mut dyn Reporter, unit_of: Vec<usize>, units: usize) -> Self {
-        PerUnit { inner, unit_of, units, started: vec![false; units], failed: vec![false; units] }
+        PerUnit { inner, unit_of, units, started: vec![false; units], reported: vec![false; units] }
     }
 }
 
@@ -229,14 +231,17 @@ impl Reporter for PerUnit<'_> {
         }
     }
 
+    fn total(&mut self, _nodes: usize) {
+        self.inner.total(self.units);
+    }
+
     fn finished(&mut self, node: usize, outcome: &Outcome) {
         let u = self.unit_of[node];
-        if self.failed[u] {
+        if self.reported[u] {
             return;
         }
-        let failed = matches!(outcome, Outcome::Failed(_));
-        if node < self.units || failed {
-            self.failed[u] = failed;
+        if node < self.units || matches!(outcome, Outcome::Failed(_)) {
+            self.reported[u] = true;
             self.inner.finished(u, outcome);
         }
     }
@@ -258,6 +263,13 @@ pub fn default_unit_builder() -> Result<PathBuf, Error> {
     [dir.join("cargo-nix-unit"), dir.join("../cargo-nix-unit")].into_iter().find(|p| p.is_file()).ok_or_else(|| {
         Error::Io(format!("no cargo-nix-unit next to {}", exe.display()), std::io::ErrorKind::NotFound.into())
     })
+}
+
+/// Where the artifacts of `ws`'s root units are installed: `target/<profile>/` (e.g.
+/// `target/debug`), for the profile of the first root.
+pub fn profile_dir(ws: &Workspace) -> PathBuf {
+    let profile = ws.graph.roots.first().map(|&r| ws.graph.units[r].profile.name.as_str()).unwrap_or("dev");
+    ws.target_dir.join(install::profile_dir(profile))
 }
 
 /// Builds the unit graph of `ws` on `store`: plans one derivation per unit, realises them with
@@ -299,13 +311,13 @@ pub fn build_with_cache(
     let start = Instant::now();
     let sched = SchedulerOptions { jobs: options.jobs, keep_going: options.keep_going };
     let (nodes, unit_of) = scheduler_nodes(&plan);
+    reporter.planned(&plan);
     let mut per_unit = PerUnit::new(reporter, unit_of.clone(), plan.units.len());
     let node_outcomes = scheduler::realise(store, cache_store.as_ref(), &nodes, &sched, &mut per_unit)?;
     let outcomes = unit_outcomes(node_outcomes, &unit_of, plan.units.len());
     let build_time = start.elapsed();
 
-    let profile = ws.graph.roots.first().map(|&r| ws.graph.units[r].profile.name.as_str()).unwrap_or("dev");
-    let profile_dir = ws.target_dir.join(install::profile_dir(profile));
+    let profile_dir = profile_dir(ws);
     let mut installed = Vec::new();
     let mut warnings = Vec::new();
     for &r in &ws.graph.roots {

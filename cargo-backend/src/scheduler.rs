@@ -39,12 +39,50 @@ pub enum Outcome {
     Reused,
     /// Its output was copied from the binary cache instead of being built.
     Substituted,
-    /// It failed; the text is what the user should see (rustc's diagnostics, from the build log).
-    Failed(String),
+    /// It failed: what the user should see, and rustc's diagnostics (from the build log).
+    Failed(Failure),
     /// Not built because a dependency failed (keep-going), or because the run stopped (fail-fast).
     Skipped,
     /// An optional node that nothing being built needs, left alone.
     NotNeeded,
+}
+
+/// Why a unit failed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Failure {
+    /// The text for the user: the unit's build log (rustc's rendered diagnostics as rustc
+    /// printed them, then the builder's error) when the store keeps one, else Nix's error.
+    pub message: String,
+    /// rustc's JSON diagnostics of the failed compilation, in order, as rustc emitted them
+    /// (for `--message-format json`); their rendered texts are part of `message`.
+    pub diagnostics: Vec<serde_json::Value>,
+}
+
+impl Failure {
+    /// A failure with a message only.
+    pub fn message(message: impl Into<String>) -> Failure {
+        Failure { message: message.into(), diagnostics: Vec::new() }
+    }
+
+    /// [`Failure::message`] without the rendered texts of [`Failure::diagnostics`]: what is
+    /// left when the diagnostics are shown some other way (as JSON, or in short form).
+    pub fn message_without_diagnostics(&self) -> String {
+        let mut text = self.message.clone();
+        for d in &self.diagnostics {
+            if let Some(r) = d.get("rendered").and_then(|r| r.as_str()).filter(|r| !r.is_empty()) {
+                if let Some(at) = text.find(r) {
+                    text.replace_range(at..at + r.len(), "");
+                }
+            }
+        }
+        text
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
 }
 
 impl Outcome {
@@ -54,8 +92,15 @@ impl Outcome {
     }
 }
 
-/// Progress events, for a front end.
+/// Progress events, for a front end (e.g. cargo's progress bar and messages). Every method
+/// has a default that does nothing; all are called from the thread running the build.
 pub trait Reporter: Send {
+    /// The units are planned, before any is realised: every unit's derivation, output path and
+    /// artifacts, by unit-graph index. Called once by [`crate::build`] (not by [`realise`]).
+    fn planned(&mut self, _plan: &crate::plan::Plan) {}
+    /// [`realise`] starts on `units` units in all: each will be reported once by
+    /// [`Reporter::finished`] (reused and skipped ones too), so `units` is the progress total.
+    fn total(&mut self, _units: usize) {}
     /// A unit starts building.
     fn started(&mut self, _index: usize) {}
     /// A unit finished (built, reused, failed or skipped).
@@ -130,12 +175,15 @@ fn worker(store: &Store, cache: Option<&Store>, jobs: Receiver<Job>, tx: Sender<
     }
 }
 
-/// The text to show for a failed unit: its full build log (rustc's output as rustc printed
-/// it) when the store keeps one here, else the error.
-fn failure_text(store: &Store, drv: &StorePath, error: &nix_rs::Error) -> String {
+/// What to show for a failed unit: its full build log (rustc's output as rustc printed it) when
+/// the store keeps one here, else the error; with the diagnostics the log carries.
+fn failure(store: &Store, drv: &StorePath, error: &nix_rs::Error) -> Failure {
     match store.build_log(drv) {
-        Ok(Some(log)) if !log.trim().is_empty() => log,
-        _ => error.to_string(),
+        Ok(Some(log)) if !log.trim().is_empty() => {
+            let (message, diagnostics) = cargo_nix_unit::run_unit::split_build_log(&log);
+            Failure { message, diagnostics }
+        }
+        _ => Failure::message(error.to_string()),
     }
 }
 
@@ -174,6 +222,7 @@ pub fn realise(
     reporter: &mut dyn Reporter,
 ) -> Result<Vec<Outcome>, Error> {
     let n = nodes.len();
+    reporter.total(n);
     let mut queue = DependencyQueue::new(nodes.iter().enumerate().map(|(i, node)| (i, node.deps.clone(), 1u64)))
         .map_err(|e| Error::Graph(format!("{e:?}")))?;
     let mut outcomes: Vec<Option<Outcome>> = vec![None; n];
@@ -227,9 +276,9 @@ pub fn realise(
                 Message::Substituted { index } => (index, Outcome::Substituted),
                 Message::Done { index, result: Ok(()), elapsed } => (index, Outcome::Built(elapsed)),
                 Message::Done { index, result: Err(e), .. } => {
-                    (index, Outcome::Failed(failure_text(store, &nodes[index].drv, &e)))
+                    (index, Outcome::Failed(failure(store, &nodes[index].drv, &e)))
                 }
-                Message::Panicked { index, message } => (index, Outcome::Failed(message)),
+                Message::Panicked { index, message } => (index, Outcome::Failed(Failure::message(message))),
             };
             let ok = !matches!(outcome, Outcome::Failed(_));
             reporter.finished(i, &outcome);

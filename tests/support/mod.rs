@@ -131,16 +131,19 @@ impl Fixture {
         }
         let output = cmd.args(args).env("NIX_CONFIG", test_nix_config()).output().expect("running cargo-nix");
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        // Status lines as a terminal would show them (a forced progress bar leaves `\r` and
+        // ANSI codes in front of them).
+        let plain = nix_rs::strip_ansi(&stderr);
+        let lines = || plain.lines().map(|l| l.rsplit('\r').next().unwrap_or(l));
         let (mut built, mut reused, mut substituted) = (usize::MAX, usize::MAX, usize::MAX);
-        if let Some(l) = stderr.lines().find(|l| l.trim_start().starts_with("Finished")) {
+        if let Some(l) = lines().find(|l| l.trim_start().starts_with("Finished")) {
             let counts = l.rsplit_once('(').map(|(_, c)| c).unwrap_or("");
             let nums: Vec<usize> = counts.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse().ok()).collect();
             if let [b, r, s] = nums[..] {
                 (built, reused, substituted) = (b, r, s);
             }
         }
-        let compiled = stderr
-            .lines()
+        let compiled = lines()
             .filter_map(|l| l.trim_start().strip_prefix("Compiling "))
             .filter_map(|l| l.split_whitespace().next())
             .map(str::to_owned)

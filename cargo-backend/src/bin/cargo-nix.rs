@@ -3,7 +3,10 @@
 //! ```text
 //! cargo nix build [--release] [-p PKG] [--workspace] [--features F] [--no-default-features]
 //!                 [--all-features] [-j N] [--target-dir DIR] [--manifest-path PATH]
-//!                 [--store URI] [--keep-going]
+//!                 [--store URI] [--keep-going] [--cache URI] [-v]
+//!                 [--message-format human|short|json|json-diagnostic-short|
+//!                                   json-diagnostic-rendered-ansi|json-render-diagnostics]
+//!                 [--progress auto|always|never]
 //! cargo nix test  [same flags] [-- TEST ARGS]
 //! cargo nix roots [--target-dir DIR] [--manifest-path PATH]   (GC roots held by target/)
 //! cargo nix clean [--target-dir DIR] [--manifest-path PATH]   (remove target/, dropping them)
@@ -13,14 +16,18 @@ use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use cargo_backend::cache::Cache;
 use cargo_backend::install::list_roots;
-use cargo_backend::plan::ArtifactKind;
-use cargo_backend::{BuildOptions, CargoArgs, CargoCommand, Outcome, Reporter, Toolchain, Workspace};
-use clap::{Args, Parser, Subcommand};
+use cargo_backend::messages::{self, MessageFormat};
+use cargo_backend::plan::{ArtifactKind, Plan, PlannedUnit};
+use cargo_backend::spec::{Action, SPEC_ENV, UnitSpec};
+use cargo_backend::{BuildOptions, CargoArgs, CargoCommand, Failure, Outcome, Reporter, Toolchain, Workspace};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 use nix_rs::Store;
 
 #[derive(Parser, Debug)]
@@ -104,9 +111,18 @@ struct BuildArgs {
     /// Read cargo's unit graph from this file instead of asking cargo.
     #[arg(long, value_name = "FILE")]
     unit_graph: Option<PathBuf>,
-    /// Print each unit's derivation and output path at the end.
+    /// Show each unit's command and derivation as it starts, fresh units, and at the end
+    /// timings and every unit's derivation and output path.
     #[arg(short, long)]
     verbose: bool,
+    /// How diagnostics and artifacts are reported: human, short, json, json-diagnostic-short,
+    /// json-diagnostic-rendered-ansi, json-render-diagnostics (JSON goes to stdout).
+    #[arg(long, value_name = "FMT", value_delimiter = ',')]
+    message_format: Vec<String>,
+    /// When to show the progress bar on stderr (default: `CARGO_TERM_PROGRESS_WHEN`, else auto,
+    /// i.e. when stderr is a terminal).
+    #[arg(long, value_name = "WHEN")]
+    progress: Option<ProgressWhen>,
     /// Pipelining: libraries compile against their dependencies' metadata (a metadata-only
     /// derivation per library) instead of waiting for their code.
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = Switch::Off)]
@@ -137,44 +153,215 @@ impl BuildArgs {
     }
 }
 
-/// Prints cargo-style status lines.
+/// When to show the progress bar (cargo's `term.progress.when`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ProgressWhen {
+    /// When stderr is a terminal.
+    Auto,
+    /// Always, even when stderr is not a terminal.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl ProgressWhen {
+    /// `--progress`, else `CARGO_TERM_PROGRESS_WHEN`, else `auto`.
+    fn resolve(flag: Option<ProgressWhen>) -> Result<ProgressWhen> {
+        if let Some(w) = flag {
+            return Ok(w);
+        }
+        match std::env::var("CARGO_TERM_PROGRESS_WHEN") {
+            Ok(v) if !v.is_empty() => ProgressWhen::from_str(&v, true)
+                .map_err(|_| anyhow::anyhow!("CARGO_TERM_PROGRESS_WHEN: expected auto, always or never, got `{v}`")),
+            _ => Ok(ProgressWhen::Auto),
+        }
+    }
+}
+
+/// stderr as indicatif's terminal when it is not a terminal (`--progress always`): the bar is
+/// drawn with plain ANSI cursor movements, `CARGO_TERM_PROGRESS_WIDTH` or `COLUMNS` wide
+/// (default 100).
+#[derive(Debug)]
+struct StderrTerm {
+    width: u16,
+}
+
+impl StderrTerm {
+    fn write(&self, s: &str) -> std::io::Result<()> {
+        std::io::stderr().lock().write_all(s.as_bytes())
+    }
+}
+
+impl TermLike for StderrTerm {
+    fn width(&self) -> u16 {
+        self.width
+    }
+    fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
+        if n > 0 { self.write(&format!("\x1b[{n}A")) } else { Ok(()) }
+    }
+    fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
+        if n > 0 { self.write(&format!("\x1b[{n}B")) } else { Ok(()) }
+    }
+    fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
+        if n > 0 { self.write(&format!("\x1b[{n}C")) } else { Ok(()) }
+    }
+    fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
+        if n > 0 { self.write(&format!("\x1b[{n}D")) } else { Ok(()) }
+    }
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        self.write(&format!("{s}\n"))
+    }
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        self.write(s)
+    }
+    fn clear_line(&self) -> std::io::Result<()> {
+        self.write("\r\x1b[2K")
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+/// Prints cargo-style status lines on stderr, JSON messages on stdout, and the progress bar,
+/// keeping every line above the bar.
 struct Status {
     color: bool,
+    bar: ProgressBar,
+    /// Whether the bar has been shown and not yet cleared.
+    bar_active: AtomicBool,
 }
 
 impl Status {
-    fn line(&self, verb: &str, text: &str) {
-        let mut err = std::io::stderr().lock();
-        if self.color {
-            let _ = writeln!(err, "\x1b[1;32m{verb:>12}\x1b[0m {text}");
-        } else {
-            let _ = writeln!(err, "{verb:>12} {text}");
+    fn new(color: bool, progress: ProgressWhen) -> Status {
+        let target = match progress {
+            ProgressWhen::Never => None,
+            ProgressWhen::Auto if !std::io::stderr().is_terminal() => None,
+            ProgressWhen::Auto => Some(ProgressDrawTarget::stderr_with_hz(10)),
+            ProgressWhen::Always if std::io::stderr().is_terminal() => Some(ProgressDrawTarget::stderr_with_hz(10)),
+            ProgressWhen::Always => {
+                let width = ["CARGO_TERM_PROGRESS_WIDTH", "COLUMNS"]
+                    .iter()
+                    .find_map(|v| std::env::var(v).ok().and_then(|c| c.parse().ok()))
+                    .unwrap_or(100);
+                Some(ProgressDrawTarget::term_like_with_hz(Box::new(StderrTerm { width }), 10))
+            }
+        };
+        let bar = match target {
+            None => ProgressBar::hidden(),
+            Some(target) => {
+                let template = if color {
+                    "{prefix:>12.cyan.bold} [{bar:27}] {pos}/{len}: {wide_msg}"
+                } else {
+                    "{prefix:>12} [{bar:27}] {pos}/{len}: {wide_msg}"
+                };
+                let style = ProgressStyle::with_template(template).expect("a valid template").progress_chars("=> ");
+                ProgressBar::with_draw_target(Some(0), target).with_style(style).with_prefix("Building")
+            }
+        };
+        Status { color, bar, bar_active: AtomicBool::new(false) }
+    }
+
+    /// Shows the bar for `total` units.
+    fn start_progress(&self, total: usize) {
+        if !self.bar.is_hidden() {
+            self.bar.set_length(total as u64);
+            self.bar_active.store(true, Ordering::Relaxed);
+            self.bar.tick();
         }
     }
 
-    fn error(&self, text: &str) {
-        if self.color {
-            eprintln!("\x1b[1;31merror\x1b[0m: {text}");
-        } else {
-            eprintln!("error: {text}");
+    /// Removes the bar (before "Finished" and anything printed after the build).
+    fn finish_progress(&self) {
+        if self.bar_active.swap(false, Ordering::Relaxed) {
+            self.bar.finish_and_clear();
         }
+    }
+
+    /// Runs `f`, which prints, with the bar out of the way.
+    fn print<R>(&self, f: impl FnOnce() -> R) -> R {
+        if self.bar_active.load(Ordering::Relaxed) { self.bar.suspend(f) } else { f() }
+    }
+
+    fn line(&self, verb: &str, text: &str) {
+        self.print(|| {
+            let mut err = std::io::stderr().lock();
+            if self.color {
+                let _ = writeln!(err, "\x1b[1;32m{verb:>12}\x1b[0m {text}");
+            } else {
+                let _ = writeln!(err, "{verb:>12} {text}");
+            }
+        });
+    }
+
+    fn error(&self, text: &str) {
+        self.print(|| {
+            if self.color {
+                eprintln!("\x1b[1;31merror\x1b[0m: {text}");
+            } else {
+                eprintln!("error: {text}");
+            }
+        });
+    }
+
+    fn warning(&self, text: &str) {
+        self.print(|| {
+            if self.color {
+                eprintln!("\x1b[1;33mwarning\x1b[0m: {text}");
+            } else {
+                eprintln!("warning: {text}");
+            }
+        });
     }
 
     /// Text that may carry ANSI colours (rustc's rendered diagnostics).
     fn raw(&self, text: &str) {
-        let text = if self.color { text.to_owned() } else { nix_rs::strip_ansi(text) };
-        let mut err = std::io::stderr().lock();
-        let _ = err.write_all(text.as_bytes());
-        if !text.ends_with('\n') {
-            let _ = err.write_all(b"\n");
+        if text.is_empty() {
+            return;
         }
+        let text = if self.color { text.to_owned() } else { nix_rs::strip_ansi(text) };
+        self.print(|| {
+            let mut err = std::io::stderr().lock();
+            let _ = err.write_all(text.as_bytes());
+            if !text.ends_with('\n') {
+                let _ = err.write_all(b"\n");
+            }
+        });
     }
+
+    /// One JSON message on stdout.
+    fn json(&self, line: &str) {
+        self.print(|| {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        });
+    }
+}
+
+/// A command line as a shell would take it back: words with special characters single-quoted.
+fn shell_join<S: AsRef<str>>(words: &[S]) -> String {
+    let quote = |w: &str| {
+        if !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || "_-./=:,+@%".contains(c)) {
+            w.to_owned()
+        } else {
+            format!("'{}'", w.replace('\'', r"'\''"))
+        }
+    };
+    words.iter().map(|w| quote(w.as_ref())).collect::<Vec<_>>().join(" ")
 }
 
 struct CliReporter<'a> {
     status: &'a Status,
     ws: &'a Workspace,
+    store: &'a Store,
+    format: MessageFormat,
+    verbose: bool,
     announced: HashSet<String>,
+    /// The plan, once [`Reporter::planned`] has been called.
+    plan: Vec<PlannedUnit>,
+    profile_dir: PathBuf,
+    /// Units being built, with their progress-bar names, in start order.
+    running: Vec<(usize, String)>,
 }
 
 impl CliReporter<'_> {
@@ -192,16 +379,147 @@ impl CliReporter<'_> {
             }
         }
     }
+
+    fn update_bar(&self) {
+        let names: Vec<&str> = self.running.iter().map(|(_, n)| n.as_str()).collect();
+        self.status.bar.set_message(names.join(", "));
+    }
+
+    /// `-v`: the command the unit runs (from the spec in its derivation) and the derivation.
+    fn show_command(&self, index: usize) {
+        let Some(p) = self.plan.get(index) else { return };
+        let spec = self
+            .store
+            .read_derivation(&p.drv)
+            .ok()
+            .and_then(|d| d.env.get(SPEC_ENV).and_then(|json| serde_json::from_str::<UnitSpec>(json).ok()));
+        match spec.map(|s| s.action) {
+            Some(Action::Rustc { rustc, mut args, out_subdir, build_script, dep_build_scripts, .. }) => {
+                args.insert(0, rustc);
+                args.push("--out-dir".into());
+                args.push(format!("{}/{out_subdir}", p.out));
+                let added = if build_script.is_some() {
+                    " (+ the cfgs, env and link flags of the build script's output)"
+                } else if !dep_build_scripts.is_empty() {
+                    " (+ link paths from dependencies' build scripts)"
+                } else {
+                    ""
+                };
+                self.status.line("Running", &format!("`{}`{added}", shell_join(&args)));
+            }
+            Some(Action::RunBuildScript { program, .. }) => {
+                self.status.line("Running", &format!("`{}`", shell_join(&[program])));
+            }
+            None => {}
+        }
+        self.status.line("Derivation", p.drv.as_str());
+    }
+
+    /// The messages of a unit whose output is in the store: its diagnostics (replayed for a
+    /// fresh unit, as cargo does), build-script warnings, and the JSON artifact messages.
+    fn unit_done(&mut self, index: usize, fresh: bool) {
+        let Some(p) = self.plan.get(index) else { return };
+        let Ok(out) = self.store.real_path(&p.out) else { return };
+        let json = self.format.is_json();
+        if p.is_build_script_run {
+            let Ok(bytes) = std::fs::read(out.join("output")) else { return };
+            let Ok(o) = cargo_backend::build_script::BuildScriptOutput::parse(&bytes, &p.label) else { return };
+            if p.is_member {
+                for w in &o.warnings {
+                    self.status.raw(&format!("warning: {}: {w}", p.package));
+                }
+            }
+            if json {
+                self.status.json(&messages::build_script_executed(self.ws, index, &o, &out.join("out-dir")));
+            }
+            return;
+        }
+        let mut warnings = 0;
+        for d in cargo_backend::run_unit::diagnostics(&out) {
+            let warning = d.get("level").and_then(|l| l.as_str()) == Some("warning");
+            warnings += usize::from(warning && !messages::is_summary(&d));
+            self.diagnostic(index, p.is_member, d);
+        }
+        let summary = warnings > 0
+            && p.is_member
+            && !matches!(self.format, MessageFormat::Json { render_diagnostics: false, .. });
+        if summary {
+            let unit = &self.ws.graph.units[index];
+            let name = self.ws.package_of(index).map(|p| p.name.as_str()).unwrap_or(&unit.target.name);
+            let s = if warnings == 1 { "" } else { "s" };
+            let what = messages::target_description(unit);
+            self.status.warning(&format!("`{name}` ({what}) generated {warnings} warning{s}"));
+        }
+        if json {
+            let (files, exe) = messages::artifact_files(self.ws, p, &out, &self.profile_dir);
+            if let Ok(line) = messages::compiler_artifact(self.ws, index, &files, exe.as_deref(), fresh) {
+                self.status.json(&line);
+            }
+        }
+    }
+
+    /// One of rustc's diagnostics, as the message format wants it (rustc's closing summary is
+    /// dropped, as cargo does).
+    fn diagnostic(&self, index: usize, is_member: bool, mut d: serde_json::Value) {
+        if messages::is_summary(&d) {
+            return;
+        }
+        if let Ok(pkg) = self.ws.package_of(index) {
+            let dir = pkg.manifest_dir.strip_prefix(&self.ws.root).unwrap_or(&pkg.manifest_dir);
+            messages::relocate(&mut d, dir);
+        }
+        if let MessageFormat::Json { render_diagnostics: false, .. } = self.format {
+            if let Ok(line) = messages::compiler_message(self.ws, index, self.format.json_diagnostic(&d)) {
+                self.status.json(&line);
+            }
+        } else if let (true, Some(text)) = (is_member, self.format.human_diagnostic(&d)) {
+            self.status.raw(&text);
+        }
+    }
+
+    /// A failed unit: its diagnostics as the format wants them, then the rest of its log.
+    fn failed(&self, index: usize, failure: &Failure) {
+        for d in &failure.diagnostics {
+            self.diagnostic(index, true, d.clone());
+        }
+        self.status.raw(failure.message_without_diagnostics().trim_start_matches('\n'));
+    }
 }
 
 impl Reporter for CliReporter<'_> {
-    fn started(&mut self, index: usize) {
-        self.announce(index, "Compiling");
+    fn planned(&mut self, plan: &Plan) {
+        self.plan = plan.units.clone();
     }
 
-    fn finished(&mut self, _index: usize, outcome: &Outcome) {
-        if let Outcome::Failed(text) = outcome {
-            self.status.raw(text);
+    fn total(&mut self, units: usize) {
+        self.status.start_progress(units);
+    }
+
+    fn started(&mut self, index: usize) {
+        self.announce(index, "Compiling");
+        if self.verbose {
+            self.show_command(index);
+        }
+        let unit = &self.ws.graph.units[index];
+        let package = self.ws.package_of(index).map(|p| p.name.as_str()).unwrap_or(&unit.target.name);
+        self.running.push((index, messages::progress_name(unit, package)));
+        self.update_bar();
+    }
+
+    fn finished(&mut self, index: usize, outcome: &Outcome) {
+        self.running.retain(|(i, _)| *i != index);
+        self.status.bar.inc(1);
+        self.update_bar();
+        match outcome {
+            Outcome::Built(_) => self.unit_done(index, false),
+            Outcome::Reused | Outcome::Substituted => {
+                if self.verbose {
+                    self.announce(index, "Fresh");
+                }
+                self.unit_done(index, true);
+            }
+            Outcome::Failed(failure) => self.failed(index, failure),
+            Outcome::Skipped | Outcome::NotNeeded => {}
         }
     }
 
@@ -220,33 +538,20 @@ fn open_store(uri: &str) -> Result<Store> {
     Store::open(uri).with_context(|| format!("opening the Nix store '{uri}'"))
 }
 
-fn show_warnings(status: &Status, store: &Store, report: &cargo_backend::BuildReport) {
-    for u in &report.units {
-        if !u.is_member || !u.outcome.is_success() {
-            continue;
-        }
-        let Ok(out) = store.real_path(&u.out) else { continue };
-        if u.is_build_script_run {
-            if let Ok(bytes) = std::fs::read(out.join("output")) {
-                if let Ok(o) = cargo_backend::build_script::BuildScriptOutput::parse(&bytes, &u.label) {
-                    for w in o.warnings {
-                        status.raw(&format!("warning: {}: {w}", u.package));
-                    }
-                }
-            }
-        } else {
-            for d in cargo_backend::run_unit::rendered_diagnostics(&out) {
-                status.raw(&d);
-            }
-        }
+type Built = (cargo_backend::BuildReport, Workspace, bool);
+
+/// Builds, and in the JSON formats ends stdout with `build-finished` (also when the build could
+/// not run).
+fn build(args: &BuildArgs, command: CargoCommand, status: &Status) -> Result<Built> {
+    let format = MessageFormat::parse(&args.message_format).map_err(anyhow::Error::msg)?;
+    let result = build_in(args, command, status, format);
+    if format.is_json() {
+        status.json(&messages::build_finished(result.as_ref().is_ok_and(|(_, _, ok)| *ok)));
     }
+    result
 }
 
-fn build(
-    args: &BuildArgs,
-    command: CargoCommand,
-    status: &Status,
-) -> Result<(cargo_backend::BuildReport, Workspace, bool)> {
+fn build_in(args: &BuildArgs, command: CargoCommand, status: &Status, format: MessageFormat) -> Result<Built> {
     let start = Instant::now();
     let cargo_args = args.cargo_args();
     let cache_file = cargo_args.manifest().and_then(|m| Cache::file_for(&m));
@@ -268,12 +573,23 @@ fn build(
         }
         options.jobs = j;
     }
-    let mut reporter = CliReporter { status, ws: &ws, announced: HashSet::new() };
-    let report = cargo_backend::build_with_cache(&store, &ws, &toolchain, &options, &mut reporter, &mut cache)?;
+    let mut reporter = CliReporter {
+        status,
+        ws: &ws,
+        store: &store,
+        format,
+        verbose: args.verbose,
+        announced: HashSet::new(),
+        plan: Vec::new(),
+        profile_dir: std::path::absolute(cargo_backend::profile_dir(&ws))?,
+        running: Vec::new(),
+    };
+    let report = cargo_backend::build_with_cache(&store, &ws, &toolchain, &options, &mut reporter, &mut cache);
+    status.finish_progress();
+    let report = report?;
     if let Some(f) = &cache_file {
         cache.save(f);
     }
-    show_warnings(status, &store, &report);
     for w in &report.warnings {
         status.raw(&format!("warning: {w}"));
     }
@@ -332,7 +648,11 @@ fn target_dir(dir: &DirArgs) -> Result<PathBuf> {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    let status = Status { color: std::io::stderr().is_terminal() };
+    let progress = match &cli.command {
+        Command::Build(a) | Command::Test { build: a, .. } => ProgressWhen::resolve(a.progress)?,
+        _ => ProgressWhen::Never,
+    };
+    let status = Status::new(std::io::stderr().is_terminal(), progress);
     match cli.command {
         Command::Build(args) => {
             let (_, _, ok) = build(&args, CargoCommand::Build, &status)?;
@@ -392,7 +712,7 @@ fn main() -> ExitCode {
     match run(Cli::parse_from(args)) {
         Ok(code) => code,
         Err(e) => {
-            let status = Status { color: std::io::stderr().is_terminal() };
+            let status = Status::new(std::io::stderr().is_terminal(), ProgressWhen::Never);
             status.error(&format!("{e:#}"));
             ExitCode::FAILURE
         }

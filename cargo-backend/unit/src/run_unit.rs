@@ -7,6 +7,10 @@
 //! Layout of `$out`: `lib/` or `bin/` (rustc artifacts), `diagnostics.jsonl` (rustc's JSON
 //! diagnostics, one per line, for `--message-format json` and warnings on reuse);
 //! for build-script runs `output` (the script's stdout) and `out-dir/` (its `OUT_DIR`).
+//!
+//! A failed unit has no `$out`, so the build log carries the diagnostics too: after each
+//! diagnostic's rendered text comes one line [`DIAGNOSTIC_LOG_PREFIX`] + its JSON.
+//! [`split_build_log`] separates the two again.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -15,6 +19,10 @@ use std::process::{Command, Stdio};
 
 use crate::build_script::BuildScriptOutput;
 use crate::spec::{Action, UnitSpec};
+
+/// The start of a build-log line that carries one of rustc's JSON diagnostics (the rest of
+/// the line). Not `@nix `, which Nix reads as its own structured log.
+pub const DIAGNOSTIC_LOG_PREFIX: &str = "@cargo-nix-diagnostic ";
 
 /// Why a unit failed, printed to the build log (what the user sees).
 #[derive(Debug)]
@@ -162,7 +170,14 @@ fn run_rustc(mut cmd: Command, spec: &UnitSpec, out: &Path) -> Result<(), UnitFa
             Ok(v) if v.get("$message_type").and_then(|t| t.as_str()) == Some("diagnostic") => {
                 if let Some(r) = v.get("rendered").and_then(|r| r.as_str()) {
                     let _ = log.write_all(r.as_bytes());
+                    if !r.ends_with('\n') {
+                        let _ = log.write_all(b"\n");
+                    }
                 }
+                // The JSON again, on one line, for a failure's diagnostics (no `$out` then).
+                let _ = log.write_all(DIAGNOSTIC_LOG_PREFIX.as_bytes());
+                let _ = log.write_all(&line);
+                let _ = log.write_all(b"\n");
                 diagnostics.extend_from_slice(&line);
                 diagnostics.push(b'\n');
             }
@@ -184,9 +199,44 @@ fn run_rustc(mut cmd: Command, spec: &UnitSpec, out: &Path) -> Result<(), UnitFa
 /// Reads `diagnostics.jsonl` of a built unit and returns the rendered texts (for showing the
 /// warnings of a reused unit, as cargo replays cached ones).
 pub fn rendered_diagnostics(unit_out: &Path) -> Vec<String> {
+    diagnostics(unit_out).iter().filter_map(|v| v.get("rendered").and_then(|r| r.as_str()).map(str::to_owned)).collect()
+}
+
+/// Reads `diagnostics.jsonl` of a built unit: rustc's JSON diagnostics, in order (none when the
+/// unit has no such file, e.g. a build-script run).
+pub fn diagnostics(unit_out: &Path) -> Vec<serde_json::Value> {
     let Ok(text) = fs::read_to_string(unit_out.join("diagnostics.jsonl")) else { return Vec::new() };
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| v.get("rendered").and_then(|r| r.as_str()).map(str::to_owned))
-        .collect()
+    text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).collect()
+}
+
+/// Splits a unit's build log into the text for humans (every line but the
+/// [`DIAGNOSTIC_LOG_PREFIX`] ones) and the JSON diagnostics those lines carry.
+pub fn split_build_log(log: &str) -> (String, Vec<serde_json::Value>) {
+    let mut text = String::with_capacity(log.len());
+    let mut diagnostics = Vec::new();
+    for line in log.split_inclusive('\n') {
+        match line.strip_prefix(DIAGNOSTIC_LOG_PREFIX) {
+            Some(json) => diagnostics.extend(serde_json::from_str::<serde_json::Value>(json.trim_end()).ok()),
+            None => text.push_str(line),
+        }
+    }
+    (text, diagnostics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_log_splits_into_text_and_diagnostics() {
+        let diag = r#"{"$message_type":"diagnostic","level":"error","message":"m","rendered":"error: m\n"}"#;
+        let log = format!("error: m\n{DIAGNOSTIC_LOG_PREFIX}{diag}\nerror: could not compile x\n");
+        let (text, diags) = split_build_log(&log);
+        assert_eq!(text, "error: m\nerror: could not compile x\n");
+        assert_eq!(diags.len(), 1);
+        assert_eq!(diags[0]["level"], "error");
+        // A log without a final newline, and a malformed line, are fine.
+        let (text, diags) = split_build_log(&format!("{DIAGNOSTIC_LOG_PREFIX}{{not json\ntail"));
+        assert_eq!((text.as_str(), diags.len()), ("tail", 0));
+    }
 }
