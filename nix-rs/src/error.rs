@@ -100,6 +100,10 @@ pub enum Error {
     /// A build ran (or was attempted) and did not produce its outputs.
     #[error("{0}")]
     BuildFailed(Box<BuildFailure>),
+    /// The operation was stopped by [`crate::interrupt`] (e.g. on Ctrl-C); the text says what
+    /// was being done. Not a build failure: nothing was registered for it.
+    #[error("interrupted while {0}")]
+    Interrupted(String),
     /// A file-system operation failed.
     #[error("{doing} '{}': {source}", path.display())]
     Io {
@@ -126,6 +130,11 @@ impl Error {
 
     pub(crate) fn invalid(what: impl Into<String>, message: impl Into<String>) -> Self {
         Error::InvalidArgument { what: what.into(), message: message.into() }
+    }
+
+    /// Whether this error is an [`Error::Interrupted`].
+    pub fn is_interrupted(&self) -> bool {
+        matches!(self, Error::Interrupted(_))
     }
 
     /// The build failure, if this is one.
