@@ -19,6 +19,7 @@ pub mod queue;
 pub mod scheduler;
 pub mod toolchain;
 pub mod unit_graph;
+pub mod unit_lock;
 pub mod workspace;
 
 use std::path::{Path, PathBuf};
@@ -28,7 +29,7 @@ use nix_rs::{Store, StorePath};
 
 pub use cargo_nix_unit::{build_script, run_unit, spec};
 pub use install::Installed;
-pub use scheduler::{Node, Outcome, Reporter, SchedulerOptions, Silent};
+pub use scheduler::{Node, Outcome, Reporter, SchedulerOptions, Silent, Stop};
 pub use toolchain::Toolchain;
 pub use workspace::{CargoArgs, CargoCommand, PackageInfo, Workspace};
 
@@ -57,6 +58,9 @@ pub enum Error {
     /// A file-system operation.
     #[error("{0}: {1}")]
     Io(String, #[source] std::io::Error),
+    /// The build was stopped ([`Stop::request`]); the text says how far it got.
+    #[error("interrupted: {0}")]
+    Interrupted(String),
 }
 
 /// Options of [`build`].
@@ -71,6 +75,9 @@ pub struct BuildOptions {
     /// A binary cache (store URI, e.g. `file:///srv/cache`) to substitute unit outputs from
     /// and push built ones to.
     pub cache: Option<String>,
+    /// Stops the build when requested (e.g. from a Ctrl-C handler, together with
+    /// [`nix_rs::interrupt`]): nothing new starts and nothing is installed.
+    pub stop: Stop,
 }
 
 impl Default for BuildOptions {
@@ -80,6 +87,7 @@ impl Default for BuildOptions {
             keep_going: false,
             unit_builder: None,
             cache: None,
+            stop: Stop::default(),
         }
     }
 }
@@ -144,13 +152,17 @@ impl BuildReport {
     pub fn failed(&self) -> usize {
         self.count(|o| matches!(o, Outcome::Failed(_)))
     }
+    /// Units stopped while building ([`Stop`]).
+    pub fn interrupted(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Interrupted))
+    }
     /// Units not built because of a failure.
     pub fn skipped(&self) -> usize {
         self.count(|o| matches!(o, Outcome::Skipped))
     }
     /// Whether every unit is built, reused or substituted.
     pub fn success(&self) -> bool {
-        self.failed() == 0 && self.skipped() == 0
+        self.failed() == 0 && self.skipped() == 0 && self.interrupted() == 0
     }
 }
 
@@ -196,12 +208,18 @@ pub fn build_with_cache(
         Some(uri) => Some(Store::open(uri).map_err(|e| Error::Nix(format!("opening the binary cache '{uri}'"), e))?),
         None => None,
     };
+    let stop = &options.stop;
     let start = Instant::now();
-    let plan = plan::Planner::plan_cached(store, ws, toolchain, &builder, cache)?;
+    let plan = plan::Planner::plan_cached(store, ws, toolchain, &builder, cache);
+    // An interrupt during planning makes Nix fail whatever it was doing: report the interrupt.
+    if stop.is_requested() {
+        return Err(Error::Interrupted("while planning; nothing was built or installed".into()));
+    }
+    let plan = plan?;
     let plan_time = start.elapsed();
     let source_time = plan.source_time;
     let start = Instant::now();
-    let sched = SchedulerOptions { jobs: options.jobs, keep_going: options.keep_going };
+    let sched = SchedulerOptions { jobs: options.jobs, keep_going: options.keep_going, stop: stop.clone() };
     let nodes: Vec<Node> = plan
         .units
         .iter()
@@ -213,6 +231,15 @@ pub fn build_with_cache(
         .collect();
     let outcomes = scheduler::realise(store, cache_store.as_ref(), &nodes, &sched, reporter)?;
     let build_time = start.elapsed();
+    if stop.is_requested() {
+        let count = |f: fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
+        return Err(Error::Interrupted(format!(
+            "{} unit(s) built, {} stopped while building, {} not started; nothing was installed",
+            count(|o| matches!(o, Outcome::Built(_))),
+            count(|o| matches!(o, Outcome::Interrupted)),
+            count(|o| matches!(o, Outcome::Skipped)),
+        )));
+    }
 
     let profile = ws.graph.roots.first().map(|&r| ws.graph.units[r].profile.name.as_str()).unwrap_or("dev");
     let profile_dir = ws.target_dir.join(install::profile_dir(profile));

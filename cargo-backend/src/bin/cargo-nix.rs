@@ -8,18 +8,24 @@
 //! cargo nix roots [--target-dir DIR] [--manifest-path PATH]   (GC roots held by target/)
 //! cargo nix clean [--target-dir DIR] [--manifest-path PATH]   (remove target/, dropping them)
 //! ```
+//!
+//! Ctrl-C (SIGINT) and SIGTERM stop the build as cargo does: no new unit starts, the builders
+//! in flight are killed (through Nix's own interrupt, see [`nix_rs::interrupt`]), nothing is
+//! installed into the target directory, and the exit status is 128 + the signal (130 for
+//! SIGINT). A second signal exits at once.
 
 use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use cargo_backend::cache::Cache;
 use cargo_backend::install::list_roots;
 use cargo_backend::plan::ArtifactKind;
-use cargo_backend::{BuildOptions, CargoArgs, CargoCommand, Outcome, Reporter, Toolchain, Workspace};
+use cargo_backend::{BuildOptions, CargoArgs, CargoCommand, Outcome, Reporter, Stop, Toolchain, Workspace};
 use clap::{Args, Parser, Subcommand};
 use nix_rs::Store;
 
@@ -203,6 +209,43 @@ impl Reporter for CliReporter<'_> {
             self.status.line("Waiting", &format!("for {in_flight} unit(s) in flight to finish"));
         }
     }
+
+    fn interrupted(&mut self, in_flight: usize) {
+        self.status.line("Stopping", &format!("{in_flight} unit(s) in flight (interrupted)"));
+    }
+}
+
+/// The signal that interrupted this run (0: none yet).
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+/// Handles SIGINT and SIGTERM on a thread of their own: the first one stops the build (the
+/// scheduler through `stop`, the builders in flight through Nix's interrupt); a second one
+/// exits at once.
+fn handle_signals(stop: Stop) -> Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).context("handling SIGINT and SIGTERM")?;
+    std::thread::Builder::new()
+        .name("cargo-nix-signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if SIGNAL.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+                    eprintln!("error: {} again: exiting at once", signal_name(sig));
+                    std::process::exit(128 + sig);
+                }
+                stop.request();
+                nix_rs::interrupt();
+            }
+        })
+        .context("starting the signal-handling thread")?;
+    Ok(())
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        signal_hook::consts::SIGINT => "SIGINT",
+        signal_hook::consts::SIGTERM => "SIGTERM",
+        _ => "a signal",
+    }
 }
 
 fn open_store(uri: &str) -> Result<Store> {
@@ -235,6 +278,7 @@ fn build(
     args: &BuildArgs,
     command: CargoCommand,
     status: &Status,
+    stop: &Stop,
 ) -> Result<(cargo_backend::BuildReport, Workspace, bool)> {
     let start = Instant::now();
     let cargo_args = args.cargo_args();
@@ -245,8 +289,12 @@ fn build(
     let toolchain = Toolchain::detect_cached(&mut cache)?;
     let toolchain_time = start.elapsed() - cargo_time;
     let store = open_store(&args.store)?;
-    let mut options =
-        BuildOptions { keep_going: args.keep_going, cache: args.cache.clone(), ..BuildOptions::default() };
+    let mut options = BuildOptions {
+        keep_going: args.keep_going,
+        cache: args.cache.clone(),
+        stop: stop.clone(),
+        ..BuildOptions::default()
+    };
     if let Some(j) = args.jobs {
         if j == 0 {
             bail!("-j must be at least 1");
@@ -316,20 +364,23 @@ fn target_dir(dir: &DirArgs) -> Result<PathBuf> {
     Ok(meta.exec()?.target_directory.into_std_path_buf())
 }
 
-fn run(cli: Cli) -> Result<ExitCode> {
+fn run(cli: Cli, stop: &Stop) -> Result<ExitCode> {
     let status = Status { color: std::io::stderr().is_terminal() };
     match cli.command {
         Command::Build(args) => {
-            let (_, _, ok) = build(&args, CargoCommand::Build, &status)?;
+            let (_, _, ok) = build(&args, CargoCommand::Build, &status, stop)?;
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::Test { build: args, test_args } => {
-            let (report, ws, ok) = build(&args, CargoCommand::Test, &status)?;
+            let (report, ws, ok) = build(&args, CargoCommand::Test, &status, stop)?;
             if !ok {
                 return Ok(ExitCode::FAILURE);
             }
             let mut failed = Vec::new();
             for inst in report.installed.iter().filter(|i| i.kind == ArtifactKind::Test) {
+                if stop.is_requested() {
+                    break;
+                }
                 let unit = &ws.graph.units[inst.unit];
                 let pkg = ws.package_of(inst.unit)?;
                 status.line("Running", &format!("{} ({})", unit.target.src_path.display(), inst.path.display()));
@@ -374,10 +425,30 @@ fn main() -> ExitCode {
     if args.get(1).is_some_and(|a| a == "nix") {
         args.remove(1);
     }
-    match run(Cli::parse_from(args)) {
+    let cli = Cli::parse_from(args);
+    let status = Status { color: std::io::stderr().is_terminal() };
+    let stop = Stop::default();
+    if let Err(e) = handle_signals(stop.clone()) {
+        status.error(&format!("{e:#}"));
+        return ExitCode::FAILURE;
+    }
+    let result = run(cli, &stop);
+    let sig = SIGNAL.load(Ordering::SeqCst);
+    if sig != 0 {
+        // Whatever failed after the signal failed because of it: say so, not what broke.
+        let detail = match &result {
+            Err(e) => match e.downcast_ref::<cargo_backend::Error>() {
+                Some(cargo_backend::Error::Interrupted(text)) => text.clone(),
+                _ => "the build stopped; nothing was installed".to_owned(),
+            },
+            Ok(_) => "the run had finished".to_owned(),
+        };
+        status.error(&format!("interrupted by {}: {detail}", signal_name(sig)));
+        return ExitCode::from(128 + sig as u8);
+    }
+    match result {
         Ok(code) => code,
         Err(e) => {
-            let status = Status { color: std::io::stderr().is_terminal() };
             status.error(&format!("{e:#}"));
             ExitCode::FAILURE
         }
