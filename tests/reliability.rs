@@ -415,3 +415,100 @@ fn ctrl_c_stops_the_builders_and_exits_130() {
     assert!(marks.join("pid").exists(), "the interrupted build script ran again");
     assert!(fx.run(&fx.nix_target().join("debug/app")).contains("slept"));
 }
+
+/// Per unit of package `pkg`, its outcome word from a `cargo nix build -v` run ("Unit <label>
+/// [<target>] <outcome>: <drv> -> <out>"), keyed by output path.
+fn unit_outcomes(stderr: &str, pkg: &str) -> std::collections::BTreeMap<String, String> {
+    stderr
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("Unit "))
+        .filter(|l| l.starts_with(&format!("{pkg} v")))
+        .filter_map(|l| {
+            let (head, paths) = l.rsplit_once(": ")?;
+            let outcome = head.rsplit_once(' ')?.1.to_owned();
+            Some((paths.rsplit_once(" -> ")?.1.to_owned(), outcome))
+        })
+        .collect()
+}
+
+#[test]
+fn two_backends_build_each_shared_unit_once() {
+    let fx = Fixture::new("basic");
+    let root = fx.path("overlap");
+    let counter = root.join("build-script-runs");
+    // `shared` (with a build script that counts its runs in a file outside the store and takes
+    // a while, so that both backends reach it together) and two workspaces using it.
+    std::fs::create_dir_all(root.join("shared/src")).unwrap();
+    std::fs::write(
+        root.join("shared/Cargo.toml"),
+        "[package]\nname = \"shared\"\nversion = \"0.1.0\"\nedition = \"2021\"\nbuild = \"build.rs\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("shared/build.rs"),
+        format!(
+            r#"use std::io::Write;
+fn main() {{
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open({counter:?}).unwrap();
+    writeln!(f, "run by {{}}", std::process::id()).unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    println!("cargo::rustc-env=SHARED=yes");
+}}
+"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(root.join("shared/src/lib.rs"), "pub const SHARED: &str = env!(\"SHARED\");\n").unwrap();
+    for ws in ["wa", "wb"] {
+        let member = format!("{ws}-app");
+        std::fs::create_dir_all(root.join(ws).join(&member).join("src")).unwrap();
+        std::fs::write(root.join(ws).join("Cargo.toml"), format!("[workspace]\nmembers = [\"{member}\"]\n")).unwrap();
+        std::fs::write(
+            root.join(ws).join(&member).join("Cargo.toml"),
+            format!(
+                "[package]\nname = \"{member}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+                 [dependencies]\nshared = {{ path = \"../../shared\" }}\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            root.join(ws).join(&member).join("src/main.rs"),
+            format!("fn main() {{ println!(\"{ws} {{}}\", shared::SHARED); }}\n"),
+        )
+        .unwrap();
+    }
+    let spawn = |ws: &str| {
+        Command::new(support::bin_dir().join("cargo-nix"))
+            .args(["nix", "build", "-v", "--manifest-path"])
+            .arg(root.join(ws).join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(root.join(ws).join("target-nix"))
+            .args(["--store", fx.store.uri()])
+            .env("NIX_CONFIG", nix_rs::testing::test_nix_config())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn("wa"), spawn("wb"));
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let (ea, eb) = (String::from_utf8_lossy(&a.stderr), String::from_utf8_lossy(&b.stderr));
+    assert!(a.status.success(), "{ea}");
+    assert!(b.status.success(), "{eb}");
+    assert_eq!(fx.run(&root.join("wa/target-nix/debug/wa-app")), "wa yes\n");
+    assert_eq!(fx.run(&root.join("wb/target-nix/debug/wb-app")), "wb yes\n");
+
+    // The build script ran once, for both.
+    let runs = std::fs::read_to_string(&counter).unwrap();
+    assert_eq!(runs.lines().count(), 1, "the shared build script ran more than once:\n{runs}\n{ea}\n{eb}");
+    // Both planned the same shared units (same outputs), and each was built by exactly one of
+    // them and reused by the other.
+    let (oa, ob) = (unit_outcomes(&ea, "shared"), unit_outcomes(&eb, "shared"));
+    assert_eq!(oa.len(), 3, "build script, its run, the library:\n{ea}");
+    assert_eq!(oa.keys().collect::<Vec<_>>(), ob.keys().collect::<Vec<_>>(), "{ea}\n{eb}");
+    for (out, x) in &oa {
+        let y = &ob[out];
+        let mut pair = [x.as_str(), y.as_str()];
+        pair.sort();
+        assert_eq!(pair, ["built", "reused"], "{out}: {x} and {y}\n{ea}\n{eb}");
+    }
+}

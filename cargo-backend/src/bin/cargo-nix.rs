@@ -110,7 +110,7 @@ struct BuildArgs {
     /// Read cargo's unit graph from this file instead of asking cargo.
     #[arg(long, value_name = "FILE")]
     unit_graph: Option<PathBuf>,
-    /// Print each unit's derivation and output path at the end.
+    /// Print each unit's outcome, derivation and output path at the end.
     #[arg(short, long)]
     verbose: bool,
 }
@@ -323,7 +323,15 @@ fn build(
             ),
         );
         for u in &report.units {
-            status.line("Unit", &format!("{} [{}] {} -> {}", u.label, u.target_name, u.drv, u.out));
+            let outcome = match u.outcome {
+                Outcome::Built(_) => "built",
+                Outcome::Reused => "reused",
+                Outcome::Substituted => "substituted",
+                Outcome::Failed(_) => "failed",
+                Outcome::Skipped => "skipped",
+                Outcome::Interrupted => "interrupted",
+            };
+            status.line("Unit", &format!("{} [{}] {outcome}: {} -> {}", u.label, u.target_name, u.drv, u.out));
         }
     }
     let ok = report.success();
