@@ -104,6 +104,22 @@ pub enum Error {
     /// was being done. Not a build failure: nothing was registered for it.
     #[error("interrupted while {0}")]
     Interrupted(String),
+    /// A file or directory under a tree given to [`Store::add_path`](crate::Store::add_path)
+    /// disappeared while the tree was being read (e.g. another program deleted it). Nothing was
+    /// added to the store.
+    #[error(
+        "'{}' disappeared while '{}' was being added to the store; nothing was added ({message})",
+        path.display(),
+        root.display()
+    )]
+    SourceVanished {
+        /// The tree being added.
+        root: PathBuf,
+        /// What disappeared (`root` itself, or a file or directory under it).
+        path: PathBuf,
+        /// Nix's message.
+        message: String,
+    },
     /// A file-system operation failed.
     #[error("{doing} '{}': {source}", path.display())]
     Io {
