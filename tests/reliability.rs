@@ -512,3 +512,32 @@ fn main() {{
         assert_eq!(pair, ["built", "reused"], "{out}: {x} and {y}\n{ea}\n{eb}");
     }
 }
+
+#[test]
+fn a_path_dependency_removed_mid_build_builds_from_the_store_then_is_named() {
+    use std::io::BufRead;
+    let fx = Fixture::new("basic");
+    let mut child =
+        fx.cargo_nix_build_cmd(fx.store.uri()).args(["-j", "1"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    // Planning (which adds every package's sources to the store) is over once a unit starts.
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.trim_start().starts_with("Compiling") {
+            break;
+        }
+    }
+    assert!(seen.contains("Compiling"), "no unit started:\n{seen}");
+    std::fs::remove_dir_all(fx.path("gen")).unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "the running build needed the removed sources:\n{seen}{}", rest.join("\n"));
+    assert!(fx.run(&fx.nix_target().join("debug/app")).contains("generated:"));
+
+    let again = fx.cargo_nix("build", &[]);
+    assert!(!again.success());
+    assert!(again.stderr.contains(&fx.path("gen").display().to_string()), "{}", again.stderr);
+}
