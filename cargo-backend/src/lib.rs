@@ -19,7 +19,7 @@ pub mod queue;
 pub mod scheduler;
 pub mod toolchain;
 pub mod unit_graph;
-pub mod unit_lock;
+mod unit_lock;
 pub mod workspace;
 
 use std::path::{Path, PathBuf};
