@@ -56,7 +56,7 @@ fn in_process(store: &Store, system: &str, shape: Shape, n: usize) {
         let drv = b.system(system).args(["-c", &script]).create(store).unwrap();
         nodes.push(Node { out: drv.outputs["out"].clone(), drv: drv.drv_path, deps, optional: false });
     }
-    let opts = SchedulerOptions { jobs: JOBS, keep_going: false };
+    let opts = SchedulerOptions { jobs: JOBS, keep_going: false, stop: Default::default() };
     let outcomes = scheduler::realise(store, None, &nodes, &opts, &mut Silent).unwrap();
     assert!(outcomes.iter().all(|o| matches!(o, cargo_backend::Outcome::Built(_))));
 }

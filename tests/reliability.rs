@@ -305,3 +305,239 @@ fn garbage_collection_during_a_build_loses_nothing() {
     assert!(gc.status.success());
     assert!(fx.run(&fx.nix_target().join("debug/registry-user")).contains("origin-ish"), "artifacts survive GC");
 }
+
+/// Whether process `pid` is gone (or a zombie that nobody has reaped yet).
+fn process_gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+/// Waits until `p` holds a line (written with a rename, so complete) and returns it.
+fn wait_for_line(p: &std::path::Path, timeout: std::time::Duration) -> Option<String> {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if let Ok(s) = std::fs::read_to_string(p) {
+            return Some(s);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    None
+}
+
+/// A build script that writes its pid to `<dir>/pid` and then sleeps for 60 s, unless
+/// `<dir>/no-sleep` exists (a file, not an environment variable: builders see only the
+/// derivation's environment, and the switch must not change the derivation).
+fn sleepy_build_script(dir: &std::path::Path) -> String {
+    format!(
+        r#"fn main() {{
+    let dir = std::path::Path::new({dir:?});
+    std::fs::write(dir.join("pid.tmp"), format!("{{}}\n", std::process::id())).unwrap();
+    std::fs::rename(dir.join("pid.tmp"), dir.join("pid")).unwrap();
+    if !dir.join("no-sleep").exists() {{
+        std::thread::sleep(std::time::Duration::from_secs(60));
+    }}
+    let out = std::env::var("OUT_DIR").unwrap();
+    std::fs::write(format!("{{out}}/generated.rs"), "pub const GENERATED: &str = \"slept\";\n").unwrap();
+    println!("cargo::rustc-cfg=generated_cfg");
+    println!("cargo::rustc-check-cfg=cfg(generated_cfg)");
+    println!("cargo:rustc-env=GEN_ENV=from-build-script");
+}}
+"#
+    )
+}
+
+#[test]
+fn ctrl_c_stops_the_builders_and_exits_130() {
+    let fx = Fixture::new("basic");
+    let marks = fx.path("marks");
+    std::fs::create_dir_all(&marks).unwrap();
+    std::fs::write(fx.path("gen/build.rs"), sleepy_build_script(&marks)).unwrap();
+    for (signal, name, code) in [(libc::SIGINT, "SIGINT", 130), (libc::SIGTERM, "SIGTERM", 143)] {
+        let _ = std::fs::remove_file(marks.join("pid"));
+        let mut cmd = fx.cargo_nix_build_cmd(fx.store.uri());
+        cmd.args(["-j", "2"]).stderr(std::process::Stdio::piped());
+        // SAFETY: signal() is async-signal-safe, and the closure touches nothing else between
+        // fork and exec. (A background test run inherits SIGINT ignored; see the kill test.)
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().unwrap();
+        let pid = wait_for_line(&marks.join("pid"), std::time::Duration::from_secs(300))
+            .expect("the build script did not start")
+            .trim()
+            .parse::<i32>()
+            .unwrap();
+        assert!(!process_gone(pid), "{name}: the build script is running");
+        let start = std::time::Instant::now();
+        // SAFETY: kill() with a pid we spawned and have not waited for.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        let out = rx
+            .recv_timeout(std::time::Duration::from_secs(15))
+            .unwrap_or_else(|_| panic!("{name}: cargo-nix did not exit within 15 s"))
+            .unwrap();
+        let took = start.elapsed();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(took < std::time::Duration::from_secs(5), "{name}: took {took:?} to exit:\n{stderr}");
+        assert_eq!(out.status.code(), Some(code), "{name}: {stderr}");
+        assert!(stderr.contains(&format!("interrupted by {name}")), "{name}: no message:\n{stderr}");
+        assert!(stderr.contains("nothing was installed"), "{name}: {stderr}");
+        // Reported as an interrupt, not as a failure of the unit with its log.
+        assert!(
+            !stderr.contains("build failed") && !stderr.contains("error[") && !stderr.contains("panicked"),
+            "{stderr}"
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !process_gone(pid) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(process_gone(pid), "{name}: the build script (pid {pid}) survived cargo-nix");
+        assert!(!fx.nix_target().join("debug/app").exists(), "{name}: an artifact of an interrupted build");
+        let verify = nix_rs::testing::nix_cli("nix-store", fx.store.uri())
+            .args(["--verify", "--check-contents"])
+            .output()
+            .unwrap();
+        assert!(verify.status.success(), "{name}: {}", String::from_utf8_lossy(&verify.stderr));
+    }
+    // Nothing of the interrupted runs is left in the way: without the sleep, the build completes.
+    std::fs::write(marks.join("no-sleep"), "").unwrap();
+    std::fs::remove_file(marks.join("pid")).unwrap();
+    let again = fx.cargo_nix("build", &[]);
+    assert!(again.success(), "{}", again.stderr);
+    assert!(marks.join("pid").exists(), "the interrupted build script ran again");
+    assert!(fx.run(&fx.nix_target().join("debug/app")).contains("slept"));
+}
+
+/// Per unit of package `pkg`, its outcome word from a `cargo nix build -v` run ("Unit <label>
+/// [<target>] <outcome>: <drv> -> <out>"), keyed by output path.
+fn unit_outcomes(stderr: &str, pkg: &str) -> std::collections::BTreeMap<String, String> {
+    stderr
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("Unit "))
+        .filter(|l| l.starts_with(&format!("{pkg} v")))
+        .filter_map(|l| {
+            let (head, paths) = l.rsplit_once(": ")?;
+            let outcome = head.rsplit_once(' ')?.1.to_owned();
+            Some((paths.rsplit_once(" -> ")?.1.to_owned(), outcome))
+        })
+        .collect()
+}
+
+#[test]
+fn two_backends_build_each_shared_unit_once() {
+    let fx = Fixture::new("basic");
+    let root = fx.path("overlap");
+    let counter = root.join("build-script-runs");
+    // `shared` (with a build script that counts its runs in a file outside the store and takes
+    // a while, so that both backends reach it together) and two workspaces using it.
+    std::fs::create_dir_all(root.join("shared/src")).unwrap();
+    std::fs::write(
+        root.join("shared/Cargo.toml"),
+        "[package]\nname = \"shared\"\nversion = \"0.1.0\"\nedition = \"2021\"\nbuild = \"build.rs\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("shared/build.rs"),
+        format!(
+            r#"use std::io::Write;
+fn main() {{
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open({counter:?}).unwrap();
+    writeln!(f, "run by {{}}", std::process::id()).unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    println!("cargo::rustc-env=SHARED=yes");
+}}
+"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(root.join("shared/src/lib.rs"), "pub const SHARED: &str = env!(\"SHARED\");\n").unwrap();
+    for ws in ["wa", "wb"] {
+        let member = format!("{ws}-app");
+        std::fs::create_dir_all(root.join(ws).join(&member).join("src")).unwrap();
+        std::fs::write(root.join(ws).join("Cargo.toml"), format!("[workspace]\nmembers = [\"{member}\"]\n")).unwrap();
+        std::fs::write(
+            root.join(ws).join(&member).join("Cargo.toml"),
+            format!(
+                "[package]\nname = \"{member}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+                 [dependencies]\nshared = {{ path = \"../../shared\" }}\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            root.join(ws).join(&member).join("src/main.rs"),
+            format!("fn main() {{ println!(\"{ws} {{}}\", shared::SHARED); }}\n"),
+        )
+        .unwrap();
+    }
+    let spawn = |ws: &str| {
+        Command::new(support::bin_dir().join("cargo-nix"))
+            .args(["nix", "build", "-v", "--manifest-path"])
+            .arg(root.join(ws).join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(root.join(ws).join("target-nix"))
+            .args(["--store", fx.store.uri()])
+            .env("NIX_CONFIG", nix_rs::testing::test_nix_config())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn("wa"), spawn("wb"));
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let (ea, eb) = (String::from_utf8_lossy(&a.stderr), String::from_utf8_lossy(&b.stderr));
+    assert!(a.status.success(), "{ea}");
+    assert!(b.status.success(), "{eb}");
+    assert_eq!(fx.run(&root.join("wa/target-nix/debug/wa-app")), "wa yes\n");
+    assert_eq!(fx.run(&root.join("wb/target-nix/debug/wb-app")), "wb yes\n");
+
+    // The build script ran once, for both.
+    let runs = std::fs::read_to_string(&counter).unwrap();
+    assert_eq!(runs.lines().count(), 1, "the shared build script ran more than once:\n{runs}\n{ea}\n{eb}");
+    // Both planned the same shared units (same outputs), and each was built by exactly one of
+    // them and reused by the other.
+    let (oa, ob) = (unit_outcomes(&ea, "shared"), unit_outcomes(&eb, "shared"));
+    assert_eq!(oa.len(), 3, "build script, its run, the library:\n{ea}");
+    assert_eq!(oa.keys().collect::<Vec<_>>(), ob.keys().collect::<Vec<_>>(), "{ea}\n{eb}");
+    for (out, x) in &oa {
+        let y = &ob[out];
+        let mut pair = [x.as_str(), y.as_str()];
+        pair.sort();
+        assert_eq!(pair, ["built", "reused"], "{out}: {x} and {y}\n{ea}\n{eb}");
+    }
+}
+
+#[test]
+fn a_path_dependency_removed_mid_build_builds_from_the_store_then_is_named() {
+    use std::io::BufRead;
+    let fx = Fixture::new("basic");
+    let mut child =
+        fx.cargo_nix_build_cmd(fx.store.uri()).args(["-j", "1"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    // Planning (which adds every package's sources to the store) is over once a unit starts.
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.trim_start().starts_with("Compiling") {
+            break;
+        }
+    }
+    assert!(seen.contains("Compiling"), "no unit started:\n{seen}");
+    std::fs::remove_dir_all(fx.path("gen")).unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "the running build needed the removed sources:\n{seen}{}", rest.join("\n"));
+    assert!(fx.run(&fx.nix_target().join("debug/app")).contains("generated:"));
+
+    let again = fx.cargo_nix("build", &[]);
+    assert!(!again.success());
+    assert!(again.stderr.contains(&fx.path("gen").display().to_string()), "{}", again.stderr);
+}

@@ -21,6 +21,7 @@ pub mod queue;
 pub mod scheduler;
 pub mod toolchain;
 pub mod unit_graph;
+mod unit_lock;
 pub mod workspace;
 
 use std::path::{Path, PathBuf};
@@ -30,7 +31,7 @@ use nix_rs::{Store, StorePath};
 
 pub use cargo_nix_unit::{build_script, run_unit, spec};
 pub use install::Installed;
-pub use scheduler::{Failure, Node, Outcome, Reporter, SchedulerOptions, Silent};
+pub use scheduler::{Failure, Node, Outcome, Reporter, SchedulerOptions, Silent, Stop};
 pub use toolchain::Toolchain;
 pub use workspace::{CargoArgs, CargoCommand, PackageInfo, Workspace};
 
@@ -59,6 +60,9 @@ pub enum Error {
     /// A file-system operation.
     #[error("{0}: {1}")]
     Io(String, #[source] std::io::Error),
+    /// The build was stopped ([`Stop::request`]); the text says how far it got.
+    #[error("interrupted: {0}")]
+    Interrupted(String),
 }
 
 /// Options of [`build`].
@@ -76,6 +80,9 @@ pub struct BuildOptions {
     /// Pipelining: libraries compile against their dependencies' metadata, from a separate
     /// metadata derivation per library (see [`plan::Planner::pipelining`]).
     pub pipelining: bool,
+    /// Stops the build when requested (e.g. from a Ctrl-C handler, together with
+    /// [`nix_rs::interrupt`]): nothing new starts and nothing is installed.
+    pub stop: Stop,
 }
 
 impl Default for BuildOptions {
@@ -86,6 +93,7 @@ impl Default for BuildOptions {
             unit_builder: None,
             cache: None,
             pipelining: false,
+            stop: Stop::default(),
         }
     }
 }
@@ -150,13 +158,17 @@ impl BuildReport {
     pub fn failed(&self) -> usize {
         self.count(|o| matches!(o, Outcome::Failed(_)))
     }
+    /// Units stopped while building ([`Stop`]).
+    pub fn interrupted(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Interrupted))
+    }
     /// Units not built because of a failure.
     pub fn skipped(&self) -> usize {
         self.count(|o| matches!(o, Outcome::Skipped))
     }
     /// Whether every unit is built, reused or substituted.
     pub fn success(&self) -> bool {
-        self.failed() == 0 && self.skipped() == 0
+        self.failed() == 0 && self.skipped() == 0 && self.interrupted() == 0
     }
 }
 
@@ -304,18 +316,33 @@ pub fn build_with_cache(
         Some(uri) => Some(Store::open(uri).map_err(|e| Error::Nix(format!("opening the binary cache '{uri}'"), e))?),
         None => None,
     };
+    let stop = &options.stop;
     let start = Instant::now();
-    let plan = plan::Planner::plan_cached(store, ws, toolchain, &builder, options.pipelining, cache)?;
+    let plan = plan::Planner::plan_cached(store, ws, toolchain, &builder, options.pipelining, cache);
+    // An interrupt during planning makes Nix fail whatever it was doing: report the interrupt.
+    if stop.is_requested() {
+        return Err(Error::Interrupted("while planning; nothing was built or installed".into()));
+    }
+    let plan = plan?;
     let plan_time = start.elapsed();
     let source_time = plan.source_time;
     let start = Instant::now();
-    let sched = SchedulerOptions { jobs: options.jobs, keep_going: options.keep_going };
+    let sched = SchedulerOptions { jobs: options.jobs, keep_going: options.keep_going, stop: stop.clone() };
     let (nodes, unit_of) = scheduler_nodes(&plan);
     reporter.planned(&plan);
     let mut per_unit = PerUnit::new(reporter, unit_of.clone(), plan.units.len());
     let node_outcomes = scheduler::realise(store, cache_store.as_ref(), &nodes, &sched, &mut per_unit)?;
     let outcomes = unit_outcomes(node_outcomes, &unit_of, plan.units.len());
     let build_time = start.elapsed();
+    if stop.is_requested() {
+        let count = |f: fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
+        return Err(Error::Interrupted(format!(
+            "{} unit(s) built, {} stopped while building, {} not started; nothing was installed",
+            count(|o| matches!(o, Outcome::Built(_))),
+            count(|o| matches!(o, Outcome::Interrupted)),
+            count(|o| matches!(o, Outcome::Skipped)),
+        )));
+    }
 
     let profile_dir = profile_dir(ws);
     let mut installed = Vec::new();

@@ -6,7 +6,14 @@
 //! without a worker. After the first failure (fail-fast, the default) nothing new starts, the
 //! units in flight finish, and the loop returns; with keep-going, every unit that does not
 //! depend on a failure is still built. A worker that panics still reports, through a drop guard.
+//!
+//! Stopping (Ctrl-C): once [`Stop::request`] has been called, nothing new starts, and the
+//! units in flight end as soon as their realise returns; after [`nix_rs::interrupt`] that is at
+//! once, with their builders killed, and they are reported as [`Outcome::Interrupted`], not as
+//! failures.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
@@ -14,6 +21,7 @@ use nix_rs::{Store, StorePath};
 
 use crate::Error;
 use crate::queue::DependencyQueue;
+use crate::unit_lock::UnitLock;
 
 /// One derivation to realise, with the indices of the nodes it depends on.
 #[derive(Debug, Clone)]
@@ -41,10 +49,14 @@ pub enum Outcome {
     Substituted,
     /// It failed: what the user should see, and rustc's diagnostics (from the build log).
     Failed(Failure),
-    /// Not built because a dependency failed (keep-going), or because the run stopped (fail-fast).
+    /// Not built because a dependency failed (keep-going), or because the run stopped
+    /// (fail-fast, or a [`Stop`] request).
     Skipped,
     /// An optional node that nothing being built needs, left alone.
     NotNeeded,
+    /// It was building when the run was stopped ([`Stop`] and [`nix_rs::interrupt`]); its
+    /// builder was stopped and nothing was registered for it. Not a failure of the unit.
+    Interrupted,
 }
 
 /// Why a unit failed.
@@ -109,6 +121,26 @@ pub trait Reporter: Send {
     fn stopping(&mut self, _in_flight: usize) {}
     /// A built unit could not be pushed to the binary cache (the build itself succeeded).
     fn push_failed(&mut self, _index: usize, _error: &str) {}
+    /// A [`Stop`] request was seen: nothing new starts; `in_flight` units are being stopped.
+    fn interrupted(&mut self, _in_flight: usize) {}
+}
+
+/// A request to stop a running [`realise`], shared with whoever asks for it (e.g. a signal
+/// handling thread). Cloning shares the request.
+#[derive(Debug, Clone, Default)]
+pub struct Stop(Arc<AtomicBool>);
+
+impl Stop {
+    /// Asks the run to stop: no unit starts after this. To also stop the builds in flight,
+    /// call [`nix_rs::interrupt`] as well.
+    pub fn request(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a stop was requested.
+    pub fn is_requested(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 /// A reporter that says nothing.
@@ -123,6 +155,8 @@ pub struct SchedulerOptions {
     pub jobs: usize,
     /// Keep building what does not depend on a failure.
     pub keep_going: bool,
+    /// Stops the run when requested.
+    pub stop: Stop,
 }
 
 struct Job {
@@ -132,10 +166,30 @@ struct Job {
 }
 
 enum Message {
-    Done { index: usize, result: Result<(), Box<nix_rs::Error>>, elapsed: Duration },
-    Substituted { index: usize },
-    PushFailed { index: usize, error: String },
-    Panicked { index: usize, message: String },
+    Done {
+        index: usize,
+        result: Result<(), Box<nix_rs::Error>>,
+        elapsed: Duration,
+    },
+    Substituted {
+        index: usize,
+    },
+    /// Its output became valid (another process built it) before this run started it.
+    Reused {
+        index: usize,
+    },
+    /// A worker starts building it (after the checks above).
+    Started {
+        index: usize,
+    },
+    PushFailed {
+        index: usize,
+        error: String,
+    },
+    Panicked {
+        index: usize,
+        message: String,
+    },
 }
 
 /// Sends `Panicked` if the worker unwinds while holding a job.
@@ -152,9 +206,31 @@ impl Drop for PanicGuard<'_> {
     }
 }
 
-fn worker(store: &Store, cache: Option<&Store>, jobs: Receiver<Job>, tx: Sender<Message>) {
+fn worker(store: &Store, cache: Option<&Store>, stop: &Stop, jobs: Receiver<Job>, tx: Sender<Message>) {
+    let stopped = || stop.is_requested() || nix_rs::is_interrupted();
     for job in jobs {
         let mut guard = PanicGuard { tx: &tx, index: Some(job.index) };
+        let interrupted = |doing: &str| {
+            let result = Err(Box::new(nix_rs::Error::Interrupted(format!("{doing} '{}'", job.drv))));
+            Message::Done { index: job.index, result, elapsed: Duration::ZERO }
+        };
+        if stopped() {
+            guard.index = None;
+            let _ = tx.send(interrupted("about to realise"));
+            continue;
+        }
+        // Another cargo nix on this store may be building the same unit: wait for it, then
+        // reuse its output (see unit_lock).
+        let Ok(_lock) = UnitLock::acquire(store, &job.out, stopped) else {
+            guard.index = None;
+            let _ = tx.send(interrupted("waiting for another process building"));
+            continue;
+        };
+        if store.is_valid_path(&job.out).unwrap_or(false) {
+            guard.index = None;
+            let _ = tx.send(Message::Reused { index: job.index });
+            continue;
+        }
         // Substitute from the binary cache when it has the output (with its closure).
         if let Some(c) = cache {
             if c.is_valid_path(&job.out).unwrap_or(false) && c.copy_closure_to(store, &job.out).is_ok() {
@@ -163,6 +239,7 @@ fn worker(store: &Store, cache: Option<&Store>, jobs: Receiver<Job>, tx: Sender<
                 continue;
             }
         }
+        let _ = tx.send(Message::Started { index: job.index });
         let start = Instant::now();
         let result = store.realise(&job.drv).map(|_| ()).map_err(Box::new);
         if let (Ok(()), Some(c)) = (&result, cache) {
@@ -242,12 +319,19 @@ pub fn realise(
     std::thread::scope(|s| -> Result<(), Error> {
         for _ in 0..jobs {
             let (rx, tx) = (job_rx.clone(), msg_tx.clone());
-            s.spawn(move || worker(store, cache, rx, tx));
+            let stop = &options.stop;
+            s.spawn(move || worker(store, cache, stop, rx, tx));
         }
         drop(msg_tx);
         let mut in_flight = 0usize;
         let mut stopping = false;
+        let mut interrupted = false;
         loop {
+            if !interrupted && options.stop.is_requested() {
+                interrupted = true;
+                stopping = true;
+                reporter.interrupted(in_flight);
+            }
             // At most `jobs` units are handed to workers at once, so that after a failure
             // only those finish (fail-fast) and nothing queued behind them starts.
             while let Some(i) = if stopping || in_flight >= jobs { None } else { queue.dequeue() } {
@@ -258,7 +342,6 @@ pub fn realise(
                     queue.finish(i, true).map_err(|e| Error::Graph(format!("{e:?}")))?;
                     continue;
                 }
-                reporter.started(i);
                 in_flight += 1;
                 let _ = job_tx.send(Job { index: i, drv: nodes[i].drv.clone(), out: nodes[i].out.clone() });
             }
@@ -266,21 +349,30 @@ pub fn realise(
                 break;
             }
             let msg = msg_rx.recv().map_err(|_| Error::Graph("all scheduler workers are gone".into()))?;
-            if let Message::PushFailed { index, error } = &msg {
-                reporter.push_failed(*index, error);
-                continue;
+            match &msg {
+                Message::PushFailed { index, error } => {
+                    reporter.push_failed(*index, error);
+                    continue;
+                }
+                Message::Started { index } => {
+                    reporter.started(*index);
+                    continue;
+                }
+                _ => {}
             }
             in_flight -= 1;
             let (i, outcome) = match msg {
-                Message::PushFailed { .. } => unreachable!("handled above"),
+                Message::PushFailed { .. } | Message::Started { .. } => unreachable!("handled above"),
                 Message::Substituted { index } => (index, Outcome::Substituted),
+                Message::Reused { index } => (index, Outcome::Reused),
                 Message::Done { index, result: Ok(()), elapsed } => (index, Outcome::Built(elapsed)),
+                Message::Done { index, result: Err(e), .. } if e.is_interrupted() => (index, Outcome::Interrupted),
                 Message::Done { index, result: Err(e), .. } => {
                     (index, Outcome::Failed(failure(store, &nodes[index].drv, &e)))
                 }
                 Message::Panicked { index, message } => (index, Outcome::Failed(Failure::message(message))),
             };
-            let ok = !matches!(outcome, Outcome::Failed(_));
+            let ok = outcome.is_success();
             reporter.finished(i, &outcome);
             outcomes[i] = Some(outcome);
             let finished = queue.finish(i, ok).map_err(|e| Error::Graph(format!("{e:?}")))?;
@@ -288,7 +380,7 @@ pub fn realise(
                 outcomes[skipped] = Some(Outcome::Skipped);
                 reporter.finished(skipped, &Outcome::Skipped);
             }
-            if !ok && !options.keep_going && !stopping {
+            if matches!(outcomes[i], Some(Outcome::Failed(_))) && !options.keep_going && !stopping {
                 stopping = true;
                 reporter.stopping(in_flight);
             }

@@ -100,6 +100,26 @@ pub enum Error {
     /// A build ran (or was attempted) and did not produce its outputs.
     #[error("{0}")]
     BuildFailed(Box<BuildFailure>),
+    /// The operation was stopped by [`crate::interrupt`] (e.g. on Ctrl-C); the text says what
+    /// was being done. Not a build failure: nothing was registered for it.
+    #[error("interrupted while {0}")]
+    Interrupted(String),
+    /// A file or directory under a tree given to [`Store::add_path`](crate::Store::add_path)
+    /// disappeared while the tree was being read (e.g. another program deleted it). Nothing was
+    /// added to the store.
+    #[error(
+        "'{}' disappeared while '{}' was being added to the store; nothing was added ({message})",
+        path.display(),
+        root.display()
+    )]
+    SourceVanished {
+        /// The tree being added.
+        root: PathBuf,
+        /// What disappeared (`root` itself, or a file or directory under it).
+        path: PathBuf,
+        /// Nix's message.
+        message: String,
+    },
     /// A file-system operation failed.
     #[error("{doing} '{}': {source}", path.display())]
     Io {
@@ -126,6 +146,11 @@ impl Error {
 
     pub(crate) fn invalid(what: impl Into<String>, message: impl Into<String>) -> Self {
         Error::InvalidArgument { what: what.into(), message: message.into() }
+    }
+
+    /// Whether this error is an [`Error::Interrupted`].
+    pub fn is_interrupted(&self) -> bool {
+        matches!(self, Error::Interrupted(_))
     }
 
     /// The build failure, if this is one.

@@ -240,6 +240,25 @@ impl Evaluator {
         Ok(out.0.unwrap_or_default())
     }
 
+    /// Empties Nix 2.26's process-wide cache of `lstat` results (`PosixSourceAccessor::
+    /// cachedLstat`), which is never invalidated: after a file under a tree vanished mid-walk,
+    /// its "missing" entry would make every later `add_path` of that tree fail, even once the
+    /// file is back. The cache clears itself when it reaches 16384 entries, so this looks up
+    /// 16385 paths that it cannot hold yet (new ones on each call). A few milliseconds; only
+    /// done after a failed `add_path`.
+    fn flush_stat_cache(&self) {
+        static FLUSHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = FLUSHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let expr = format!(
+            "builtins.length (builtins.filter (i: builtins.pathExists \"/nix-rs-stat-cache-flush-{}-{n}/${{toString i}}\") \
+             (builtins.genList (i: i) 16385))",
+            std::process::id()
+        );
+        if let Ok(v) = self.eval(&expr) {
+            drop(Value(v));
+        }
+    }
+
     fn create_derivation(&self, json: &str) -> Result<String> {
         let ctx = Context::new();
         let arg = self.string_value(&ctx, json, "derivation")?;
@@ -281,6 +300,9 @@ impl Evaluator {
         ctx.check(rc, || doing.clone())?;
 
         let result = self.call_to_string(&ctx, self.add_path_fn, &[&path_v, &name_v, &filter_v], &doing);
+        if result.is_err() {
+            self.flush_stat_cache();
+        }
         if let Some(message) = call.panic.lock().unwrap_or_else(|p| p.into_inner()).take() {
             return Err(Error::CallbackPanicked(format!("source filter for '{path}': {message}")));
         }

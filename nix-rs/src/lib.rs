@@ -7,6 +7,7 @@
 //!   paths before anything is built.
 //! - [`Store::add_path`]: add a local file or directory tree (with an exclusion filter).
 //! - [`settings`]: read and change Nix's global settings.
+//! - [`interrupt`]: stop the builds in progress (for a Ctrl-C handler).
 //!
 //! Nothing here spawns `nix` or writes a `.nix` file.
 //!
@@ -35,6 +36,7 @@ mod context;
 mod derivation;
 mod error;
 mod eval;
+mod interrupt;
 pub mod settings;
 mod source;
 mod store;
@@ -45,6 +47,7 @@ use std::sync::OnceLock;
 pub use context::strip_ansi;
 pub use derivation::{Derivation, DerivationBuilder, DerivationOutputs};
 pub use error::{BuildFailure, Error, NixErrorCode, Result};
+pub use interrupt::{interrupt, is_interrupted};
 pub use source::{AddPathOptions, FileKind};
 pub use store::{Store, StorePath};
 

@@ -78,6 +78,9 @@ impl Store {
     /// Adds the file or directory at `path` (recursively, as a NAR) to the store and returns its
     /// store path. The same content (after filtering) under the same name gives the same path,
     /// wherever it was on disk.
+    ///
+    /// If something under `path` disappears while it is being read, the result is
+    /// [`Error::SourceVanished`] naming it, and nothing is added.
     pub fn add_path(&self, path: impl AsRef<Path>, options: AddPathOptions<'_>) -> Result<StorePath> {
         let path = path.as_ref();
         let abs = std::path::absolute(path).map_err(|e| Error::io("resolving source path", path, e))?;
@@ -102,7 +105,27 @@ impl Store {
             Some(f) => f.as_ref(),
             None => &keep_all,
         };
-        let out = crate::eval::add_path(self, abs_str, &name, filter)?;
+        let out = crate::eval::add_path(self, abs_str, &name, filter).map_err(|e| vanished(&abs, e))?;
         Ok(StorePath::from_valid(&out))
+    }
+}
+
+/// Turns Nix's error about a missing file under `root` (listed, then gone before it was read)
+/// into [`Error::SourceVanished`] naming it; other errors are returned as they are.
+fn vanished(root: &Path, error: Error) -> Error {
+    let Error::Nix { message, .. } = &error else { return error };
+    let gone = |p: &Path| std::fs::symlink_metadata(p).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+    let root_str = root.to_string_lossy();
+    // Nix quotes the path ("path '/x/c' does not exist") or ends it with a colon ("reading
+    // directory /x/b: No such file or directory").
+    let candidates = message.match_indices(root_str.as_ref()).map(|(i, _)| {
+        let rest = &message[i..];
+        let end = rest.find(['\'', '"', ':', '\n']).unwrap_or(rest.len());
+        Path::new(rest[..end].trim_end())
+    });
+    let path = candidates.filter(|p| gone(p)).max_by_key(|p| p.as_os_str().len()).map(Path::to_path_buf);
+    match path.or_else(|| gone(root).then(|| root.to_path_buf())) {
+        Some(path) => Error::SourceVanished { root: root.to_path_buf(), path, message: message.clone() },
+        None => error,
     }
 }

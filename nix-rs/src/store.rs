@@ -202,7 +202,17 @@ impl Store {
     /// A failed build is an [`Error::BuildFailed`] carrying the derivation, what is known of
     /// the builder's failure and the tail of its log, also on Nix 2.26, whose C API reports
     /// failed builds as success.
+    ///
+    /// After [`crate::interrupt`], a realise in progress stops (its builder is killed) and
+    /// returns [`Error::Interrupted`], and so does every later one, without building.
     pub fn realise(&self, drv_path: &StorePath) -> Result<BTreeMap<String, StorePath>> {
+        // Registered before the check below, so an interrupt that comes after the check finds
+        // this thread and wakes it.
+        let _blocking = crate::interrupt::Blocking::enter();
+        let interrupted = || Error::Interrupted(format!("realising '{drv_path}'"));
+        if crate::is_interrupted() {
+            return Err(interrupted());
+        }
         if !drv_path.name().ends_with(".drv") {
             return Err(Error::invalid("derivation path", format!("'{drv_path}' is not a .drv store path")));
         }
@@ -226,7 +236,12 @@ impl Store {
                 Some(collect_output),
             )
         };
-        ctx.check(rc, || format!("realising '{drv_path}'"))?;
+        let checked = ctx.check(rc, || format!("realising '{drv_path}'"));
+        if crate::is_interrupted() && (checked.is_err() || !self.all_valid(&outputs)) {
+            // Nix's "interrupted by the user", or a build cut short: not a build failure.
+            return Err(interrupted());
+        }
+        checked?;
 
         let mut result = BTreeMap::new();
         let mut missing = Vec::new();
@@ -242,6 +257,12 @@ impl Store {
             return Err(self.build_failure(drv_path, missing));
         }
         Ok(result)
+    }
+
+    /// Whether every output the realise reported is valid (false if it reported none).
+    fn all_valid(&self, outputs: &[(String, String)]) -> bool {
+        !outputs.is_empty()
+            && outputs.iter().all(|(_, p)| self.is_valid_path(&StorePath::from_valid(p)).unwrap_or(false))
     }
 
     /// Assembles what is known about a failed build.

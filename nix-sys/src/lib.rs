@@ -32,10 +32,11 @@ pub const LIBDIR: &str = env!("NIX_SYS_LIBDIR");
 /// symbol set never changes within the series):
 /// - `nix::Logger * nix::logger` (a raw pointer in 2.26; a `unique_ptr` from 2.28 on),
 /// - `nix::Logger * nix::makeSimpleLogger(bool printBuildLogs)`,
-/// - `nix::Verbosity nix::verbosity` (an `enum` with `int`-sized representation).
+/// - `nix::Verbosity nix::verbosity` (an `enum` with `int`-sized representation),
+/// - `void nix::unix::triggerInterrupt()` (what the `nix` CLI's signal thread calls on SIGINT).
 ///
-/// A free C++ function taking a `bool` and returning a pointer has the C calling convention on
-/// every platform Nix supports.
+/// A free C++ function taking a `bool` (or nothing) and returning a pointer (or nothing) has the
+/// C calling convention on every platform Nix supports.
 #[cfg(nix_2_26)]
 pub mod cxx_2_26 {
     use std::ffi::c_void;
@@ -55,5 +56,11 @@ pub mod cxx_2_26 {
         /// `nix::makeSimpleLogger(bool)`.
         #[link_name = "_ZN3nix16makeSimpleLoggerEb"]
         pub fn makeSimpleLogger(print_build_logs: bool) -> *mut c_void;
+        /// `nix::unix::triggerInterrupt()`: sets Nix's process-wide interrupt flag (so the next
+        /// `checkInterrupt()` on each thread throws `nix::Interrupted`) and runs the registered
+        /// interrupt callbacks, catching what they throw. Not async-signal-safe (it takes a
+        /// mutex): call it from a thread, not from a signal handler.
+        #[link_name = "_ZN3nix4unix16triggerInterruptEv"]
+        pub fn triggerInterrupt();
     }
 }

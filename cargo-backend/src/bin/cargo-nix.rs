@@ -11,12 +11,17 @@
 //! cargo nix roots [--target-dir DIR] [--manifest-path PATH]   (GC roots held by target/)
 //! cargo nix clean [--target-dir DIR] [--manifest-path PATH]   (remove target/, dropping them)
 //! ```
+//!
+//! Ctrl-C (SIGINT) and SIGTERM stop the build as cargo does: no new unit starts, the builders
+//! in flight are killed (through Nix's own interrupt, see [`nix_rs::interrupt`]), nothing is
+//! installed into the target directory, and the exit status is 128 + the signal (130 for
+//! SIGINT). A second signal exits at once.
 
 use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -25,7 +30,7 @@ use cargo_backend::install::list_roots;
 use cargo_backend::messages::{self, MessageFormat};
 use cargo_backend::plan::{ArtifactKind, Plan, PlannedUnit};
 use cargo_backend::spec::{Action, SPEC_ENV, UnitSpec};
-use cargo_backend::{BuildOptions, CargoArgs, CargoCommand, Failure, Outcome, Reporter, Toolchain, Workspace};
+use cargo_backend::{BuildOptions, CargoArgs, CargoCommand, Failure, Outcome, Reporter, Stop, Toolchain, Workspace};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 use nix_rs::Store;
@@ -112,7 +117,7 @@ struct BuildArgs {
     #[arg(long, value_name = "FILE")]
     unit_graph: Option<PathBuf>,
     /// Show each unit's command and derivation as it starts, fresh units, and at the end
-    /// timings and every unit's derivation and output path.
+    /// timings and every unit's outcome, derivation and output path.
     #[arg(short, long)]
     verbose: bool,
     /// How diagnostics and artifacts are reported: human, short, json, json-diagnostic-short,
@@ -519,7 +524,7 @@ impl Reporter for CliReporter<'_> {
                 self.unit_done(index, true);
             }
             Outcome::Failed(failure) => self.failed(index, failure),
-            Outcome::Skipped | Outcome::NotNeeded => {}
+            Outcome::Skipped | Outcome::NotNeeded | Outcome::Interrupted => {}
         }
     }
 
@@ -532,6 +537,43 @@ impl Reporter for CliReporter<'_> {
             self.status.line("Waiting", &format!("for {in_flight} unit(s) in flight to finish"));
         }
     }
+
+    fn interrupted(&mut self, in_flight: usize) {
+        self.status.line("Stopping", &format!("{in_flight} unit(s) in flight (interrupted)"));
+    }
+}
+
+/// The signal that interrupted this run (0: none yet).
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+/// Handles SIGINT and SIGTERM on a thread of their own: the first one stops the build (the
+/// scheduler through `stop`, the builders in flight through Nix's interrupt); a second one
+/// exits at once.
+fn handle_signals(stop: Stop) -> Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).context("handling SIGINT and SIGTERM")?;
+    std::thread::Builder::new()
+        .name("cargo-nix-signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if SIGNAL.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+                    eprintln!("error: {} again: exiting at once", signal_name(sig));
+                    std::process::exit(128 + sig);
+                }
+                stop.request();
+                nix_rs::interrupt();
+            }
+        })
+        .context("starting the signal-handling thread")?;
+    Ok(())
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        signal_hook::consts::SIGINT => "SIGINT",
+        signal_hook::consts::SIGTERM => "SIGTERM",
+        _ => "a signal",
+    }
 }
 
 fn open_store(uri: &str) -> Result<Store> {
@@ -542,16 +584,22 @@ type Built = (cargo_backend::BuildReport, Workspace, bool);
 
 /// Builds, and in the JSON formats ends stdout with `build-finished` (also when the build could
 /// not run).
-fn build(args: &BuildArgs, command: CargoCommand, status: &Status) -> Result<Built> {
+fn build(args: &BuildArgs, command: CargoCommand, status: &Status, stop: &Stop) -> Result<Built> {
     let format = MessageFormat::parse(&args.message_format).map_err(anyhow::Error::msg)?;
-    let result = build_in(args, command, status, format);
+    let result = build_in(args, command, status, format, stop);
     if format.is_json() {
         status.json(&messages::build_finished(result.as_ref().is_ok_and(|(_, _, ok)| *ok)));
     }
     result
 }
 
-fn build_in(args: &BuildArgs, command: CargoCommand, status: &Status, format: MessageFormat) -> Result<Built> {
+fn build_in(
+    args: &BuildArgs,
+    command: CargoCommand,
+    status: &Status,
+    format: MessageFormat,
+    stop: &Stop,
+) -> Result<Built> {
     let start = Instant::now();
     let cargo_args = args.cargo_args();
     let cache_file = cargo_args.manifest().and_then(|m| Cache::file_for(&m));
@@ -565,6 +613,7 @@ fn build_in(args: &BuildArgs, command: CargoCommand, status: &Status, format: Me
         keep_going: args.keep_going,
         cache: args.cache.clone(),
         pipelining: args.pipelining == Switch::On,
+        stop: stop.clone(),
         ..BuildOptions::default()
     };
     if let Some(j) = args.jobs {
@@ -606,7 +655,16 @@ fn build_in(args: &BuildArgs, command: CargoCommand, status: &Status, format: Me
             ),
         );
         for u in &report.units {
-            status.line("Unit", &format!("{} [{}] {} -> {}", u.label, u.target_name, u.drv, u.out));
+            let outcome = match u.outcome {
+                Outcome::Built(_) => "built",
+                Outcome::Reused => "reused",
+                Outcome::Substituted => "substituted",
+                Outcome::Failed(_) => "failed",
+                Outcome::Skipped => "skipped",
+                Outcome::Interrupted => "interrupted",
+                Outcome::NotNeeded => "not needed",
+            };
+            status.line("Unit", &format!("{} [{}] {outcome}: {} -> {}", u.label, u.target_name, u.drv, u.out));
         }
     }
     let ok = report.success();
@@ -647,7 +705,7 @@ fn target_dir(dir: &DirArgs) -> Result<PathBuf> {
     Ok(meta.exec()?.target_directory.into_std_path_buf())
 }
 
-fn run(cli: Cli) -> Result<ExitCode> {
+fn run(cli: Cli, stop: &Stop) -> Result<ExitCode> {
     let progress = match &cli.command {
         Command::Build(a) | Command::Test { build: a, .. } => ProgressWhen::resolve(a.progress)?,
         _ => ProgressWhen::Never,
@@ -655,16 +713,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let status = Status::new(std::io::stderr().is_terminal(), progress);
     match cli.command {
         Command::Build(args) => {
-            let (_, _, ok) = build(&args, CargoCommand::Build, &status)?;
+            let (_, _, ok) = build(&args, CargoCommand::Build, &status, stop)?;
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::Test { build: args, test_args } => {
-            let (report, ws, ok) = build(&args, CargoCommand::Test, &status)?;
+            let (report, ws, ok) = build(&args, CargoCommand::Test, &status, stop)?;
             if !ok {
                 return Ok(ExitCode::FAILURE);
             }
             let mut failed = Vec::new();
             for inst in report.installed.iter().filter(|i| i.kind == ArtifactKind::Test) {
+                if stop.is_requested() {
+                    break;
+                }
                 let unit = &ws.graph.units[inst.unit];
                 let pkg = ws.package_of(inst.unit)?;
                 status.line("Running", &format!("{} ({})", unit.target.src_path.display(), inst.path.display()));
@@ -709,10 +770,30 @@ fn main() -> ExitCode {
     if args.get(1).is_some_and(|a| a == "nix") {
         args.remove(1);
     }
-    match run(Cli::parse_from(args)) {
+    let cli = Cli::parse_from(args);
+    let status = Status::new(std::io::stderr().is_terminal(), ProgressWhen::Never);
+    let stop = Stop::default();
+    if let Err(e) = handle_signals(stop.clone()) {
+        status.error(&format!("{e:#}"));
+        return ExitCode::FAILURE;
+    }
+    let result = run(cli, &stop);
+    let sig = SIGNAL.load(Ordering::SeqCst);
+    if sig != 0 {
+        // Whatever failed after the signal failed because of it: say so, not what broke.
+        let detail = match &result {
+            Err(e) => match e.downcast_ref::<cargo_backend::Error>() {
+                Some(cargo_backend::Error::Interrupted(text)) => text.clone(),
+                _ => "the build stopped; nothing was installed".to_owned(),
+            },
+            Ok(_) => "the run had finished".to_owned(),
+        };
+        status.error(&format!("interrupted by {}: {detail}", signal_name(sig)));
+        return ExitCode::from(128 + sig as u8);
+    }
+    match result {
         Ok(code) => code,
         Err(e) => {
-            let status = Status::new(std::io::stderr().is_terminal(), ProgressWhen::Never);
             status.error(&format!("{e:#}"));
             ExitCode::FAILURE
         }
