@@ -3,7 +3,7 @@
 //! ```text
 //! cargo nix build [--release] [-p PKG] [--workspace] [--features F] [--no-default-features]
 //!                 [--all-features] [-j N] [--target-dir DIR] [--manifest-path PATH]
-//!                 [--store URI] [--keep-going]
+//!                 [--store URI] [--local-store URI] [--cache URI] [--keep-going]
 //! cargo nix test  [same flags] [-- TEST ARGS]
 //! cargo nix roots [--target-dir DIR] [--manifest-path PATH]   (GC roots held by target/)
 //! cargo nix clean [--target-dir DIR] [--manifest-path PATH]   (remove target/, dropping them)
@@ -92,9 +92,15 @@ struct BuildArgs {
     /// Path to Cargo.toml.
     #[arg(long)]
     manifest_path: Option<PathBuf>,
-    /// The Nix store to build in (default: the default store, `auto`).
+    /// The Nix store to build in (default: the default store, `auto`). It may be on another
+    /// machine (`ssh-ng://user@host`); see --local-store.
     #[arg(long, default_value = "auto")]
     store: String,
+    /// The store on this machine that target/ links into, when it is not --store: the outputs
+    /// of linked units and of workspace members are copied to it after the build (default:
+    /// --store when that is on this machine, else the default store, `auto`).
+    #[arg(long, value_name = "STORE-URI")]
+    local_store: Option<String>,
     /// Build as many units as possible after a failure.
     #[arg(long)]
     keep_going: bool,
@@ -209,6 +215,22 @@ fn open_store(uri: &str) -> Result<Store> {
     Store::open(uri).with_context(|| format!("opening the Nix store '{uri}'"))
 }
 
+/// The store to build in, made the one Nix's build hook uses (remote builders copy inputs from
+/// and outputs back into it), and the local store target/ links into when that is another.
+fn open_stores(args: &BuildArgs) -> Result<(Store, Option<Store>)> {
+    let store = open_store(&args.store)?;
+    store.set_as_default().with_context(|| format!("making '{}' Nix's `store` setting", args.store))?;
+    let local = match &args.local_store {
+        Some(uri) => Some(open_store(uri).context("opening the --local-store")?),
+        None if !store.is_on_this_machine() => Some(
+            open_store("auto")
+                .with_context(|| format!("'{}' is not on this machine; opening the local store", args.store))?,
+        ),
+        None => None,
+    };
+    Ok((store, local))
+}
+
 fn show_warnings(status: &Status, store: &Store, report: &cargo_backend::BuildReport) {
     for u in &report.units {
         if !u.is_member || !u.outcome.is_success() {
@@ -244,7 +266,7 @@ fn build(
     let cargo_time = start.elapsed();
     let toolchain = Toolchain::detect_cached(&mut cache)?;
     let toolchain_time = start.elapsed() - cargo_time;
-    let store = open_store(&args.store)?;
+    let (store, local_store) = open_stores(args)?;
     let mut options =
         BuildOptions { keep_going: args.keep_going, cache: args.cache.clone(), ..BuildOptions::default() };
     if let Some(j) = args.jobs {
@@ -254,11 +276,19 @@ fn build(
         options.jobs = j;
     }
     let mut reporter = CliReporter { status, ws: &ws, announced: HashSet::new() };
-    let report = cargo_backend::build_with_cache(&store, &ws, &toolchain, &options, &mut reporter, &mut cache)?;
+    let report = cargo_backend::build_with_cache(
+        &store,
+        local_store.as_ref(),
+        &ws,
+        &toolchain,
+        &options,
+        &mut reporter,
+        &mut cache,
+    )?;
     if let Some(f) = &cache_file {
         cache.save(f);
     }
-    show_warnings(status, &store, &report);
+    show_warnings(status, local_store.as_ref().unwrap_or(&store), &report);
     for w in &report.warnings {
         status.raw(&format!("warning: {w}"));
     }
@@ -266,12 +296,13 @@ fn build(
         status.line(
             "Timings",
             &format!(
-                "cargo {:.3}s, toolchain {:.3}s, sources {:.3}s, derivations {:.3}s, realise {:.3}s",
+                "cargo {:.3}s, toolchain {:.3}s, sources {:.3}s, derivations {:.3}s, realise {:.3}s, copy {:.3}s",
                 cargo_time.as_secs_f64(),
                 toolchain_time.as_secs_f64(),
                 report.source_time.as_secs_f64(),
                 (report.plan_time - report.source_time).as_secs_f64(),
-                report.build_time.as_secs_f64()
+                report.build_time.as_secs_f64(),
+                report.copy_time.as_secs_f64()
             ),
         );
         for u in &report.units {
