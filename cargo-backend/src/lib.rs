@@ -134,6 +134,9 @@ pub struct BuildReport {
     pub source_time: Duration,
     /// Time spent realising them.
     pub build_time: Duration,
+    /// Time spent copying outputs from the build store to the local store (zero when they are
+    /// one store).
+    pub copy_time: Duration,
     /// The profile directory artifacts went to.
     pub profile_dir: PathBuf,
 }
@@ -293,20 +296,50 @@ pub fn build(
     options: &BuildOptions,
     reporter: &mut dyn Reporter,
 ) -> Result<BuildReport, Error> {
-    build_with_cache(store, ws, toolchain, options, reporter, &mut cache::Cache::default())
+    build_with_cache(store, None, ws, toolchain, options, reporter, &mut cache::Cache::default())
 }
 
 /// [`build`], reusing (and refreshing) what `cache` holds: package sources whose files have
 /// not changed are not hashed again, and when nothing changed the derivations are not
 /// recreated (see [`cache`]).
+///
+/// `local_store` is the store on this machine whose files the target directory links to, when
+/// that is not `store`: after the build, the outputs of the units whose artifacts are linked
+/// and of the workspace members (whose outputs hold their warnings) are copied from `store`
+/// to it with their closures, and linked and rooted there. `None` means `store` itself, which
+/// must then be on this machine ([`Store::is_on_this_machine`]); a store elsewhere (e.g.
+/// `ssh-ng://host`) needs a `local_store`.
+///
+/// Builds may also be handed to remote machines by Nix itself (its `builders` setting): the
+/// build hook then copies inputs from and outputs back into the store named by Nix's `store`
+/// setting, so make `store` that one first ([`Store::set_as_default`]).
 pub fn build_with_cache(
     store: &Store,
+    local_store: Option<&Store>,
     ws: &Workspace,
     toolchain: &Toolchain,
     options: &BuildOptions,
     reporter: &mut dyn Reporter,
     cache: &mut cache::Cache,
 ) -> Result<BuildReport, Error> {
+    // Checked first: nothing is written when the artifacts would have nowhere to go.
+    let artifact_store = match local_store {
+        Some(l) => l,
+        None if store.is_on_this_machine() => store,
+        None => {
+            return Err(Error::Unsupported(format!(
+                "store '{}' is not on this machine: its outputs cannot be linked into the target \
+                 directory without a local store to copy them to (cargo nix: --local-store)",
+                store.requested_uri()
+            )));
+        }
+    };
+    if !artifact_store.is_on_this_machine() {
+        return Err(Error::Unsupported(format!(
+            "the local store '{}' is not on this machine",
+            artifact_store.requested_uri()
+        )));
+    }
     let builder = match &options.unit_builder {
         Some(p) => p.clone(),
         None => default_unit_builder()?,
@@ -344,19 +377,44 @@ pub fn build_with_cache(
         )));
     }
 
+    let start = Instant::now();
+    if !std::ptr::eq(artifact_store, store) {
+        let mut wanted: Vec<usize> = ws.graph.roots.clone();
+        wanted.extend(plan.units.iter().filter(|u| u.is_member).map(|u| u.index));
+        wanted.sort_unstable();
+        wanted.dedup();
+        for i in wanted.into_iter().filter(|&i| outcomes[i].is_success()) {
+            let out = &plan.units[i].out;
+            store.copy_closure_to(artifact_store, out).map_err(|e| {
+                Error::Nix(
+                    format!(
+                        "copying {} from '{}' to the local store '{}'",
+                        out,
+                        store.requested_uri(),
+                        artifact_store.requested_uri()
+                    ),
+                    e,
+                )
+            })?;
+        }
+    }
+    let copy_time = start.elapsed();
+
     let profile_dir = profile_dir(ws);
     let mut installed = Vec::new();
     let mut warnings = Vec::new();
     for &r in &ws.graph.roots {
         if outcomes[r].is_success() {
-            let (mut i, w) = install::install(store, &plan.units[r], &profile_dir)?;
+            let (mut i, w) = install::install(artifact_store, &plan.units[r], &profile_dir)?;
             installed.append(&mut i);
             warnings.extend(w);
         }
     }
     // The other units' outputs are rooted too, so that a collection does not force the next
     // build to rebuild every dependency (cargo keeps them in target/<profile>/deps).
-    for (u, outcome) in plan.units.iter().zip(&outcomes) {
+    // (Only when they are in the store target/ links into: a remote build copies back the
+    // linked outputs only.)
+    for (u, outcome) in plan.units.iter().zip(&outcomes).filter(|_| std::ptr::eq(artifact_store, store)) {
         if outcome.is_success() && !ws.graph.roots.contains(&u.index) {
             if let Some(w) = install::add_root(store, &u.out, &profile_dir)? {
                 // The store cannot take roots (e.g. a remote one): once is enough to say so.
@@ -380,5 +438,5 @@ pub fn build_with_cache(
             is_build_script_run: p.is_build_script_run,
         })
         .collect();
-    Ok(BuildReport { units, installed, warnings, plan_time, source_time, build_time, profile_dir })
+    Ok(BuildReport { units, installed, warnings, plan_time, source_time, build_time, copy_time, profile_dir })
 }

@@ -168,7 +168,21 @@ impl Store {
 
     /// Where `path` lives on this machine's file system (differs from the store path for
     /// stores with another `root` or `real` directory).
+    ///
+    /// An error for a store that is not on this machine ([`Store::is_on_this_machine`]): the
+    /// path's files are elsewhere (copy them to a local store first with
+    /// [`Store::copy_closure_to`]).
     pub fn real_path(&self, path: &StorePath) -> Result<PathBuf> {
+        if !self.is_on_this_machine() {
+            return Err(Error::invalid(
+                "store path",
+                format!(
+                    "'{path}' has no file on this machine: store '{}' is not on this machine \
+                     (copy the path to a local store first)",
+                    self.requested_uri
+                ),
+            ));
+        }
         let p = self.c_path(path.as_str())?;
         let ctx = Context::new();
         let mut out = StringOut::default();
@@ -326,11 +340,51 @@ impl Store {
         from_uri.chain(from_params).rfind(|(k, _)| *k == key).map(|(_, v)| v.to_owned())
     }
 
-    /// Whether the store's files live on this machine under Nix's usual layout (a local store,
-    /// or a daemon on this machine).
-    fn is_on_this_machine(&self) -> bool {
-        let scheme = self.requested_uri.split(['?', ':']).next().unwrap_or("");
-        matches!(scheme, "auto" | "local" | "daemon" | "unix" | "") || self.requested_uri.starts_with('/')
+    /// Whether the store's files live on this machine, judged by the URI it was opened with:
+    /// `auto`, `local`, `daemon`, `unix://…`, a path, and `mounted-ssh-ng://…` (a remote
+    /// daemon over a store mounted here) are; `ssh-ng://…`, `ssh://…`, binary caches
+    /// (`file://…`, `http(s)://…`, `s3://…`) and anything else are not.
+    pub fn is_on_this_machine(&self) -> bool {
+        self.has_local_state() || self.scheme() == "mounted-ssh-ng"
+    }
+
+    fn scheme(&self) -> &str {
+        self.requested_uri.split(['?', ':']).next().unwrap_or("")
+    }
+
+    /// Whether the store's state (database, GC roots, logs) is on this machine, under Nix's
+    /// usual layout unless the URI says otherwise: a local store or a daemon on this machine.
+    fn has_local_state(&self) -> bool {
+        matches!(self.scheme(), "auto" | "local" | "daemon" | "unix" | "") || self.requested_uri.starts_with('/')
+    }
+
+    /// The URI this store was opened with, as given (see [`Store::uri`] for Nix's canonical one).
+    pub fn requested_uri(&self) -> &str {
+        &self.requested_uri
+    }
+
+    /// The URI this store was opened with, its extra parameters appended to the query string.
+    pub fn uri_with_params(&self) -> String {
+        let mut uri = self.requested_uri.clone();
+        for (k, v) in &self.params {
+            uri.push(if uri.contains('?') { '&' } else { '?' });
+            uri.push_str(&format!("{k}={v}"));
+        }
+        uri
+    }
+
+    /// Makes this store the one Nix's helper processes open: sets Nix's process-wide `store`
+    /// setting to [`Store::uri_with_params`].
+    ///
+    /// Remote builds (Nix's `builders` setting) need it. Nix hands a build to a remote machine
+    /// through the build hook (`build-hook`, normally `nix __build-remote`), a separate process
+    /// that learns Nix's settings from this one and opens the store the `store` setting names
+    /// to copy the derivation's inputs from and its outputs back into. A store opened by URI
+    /// in-process is not that store unless this is called; without it the hook would use the
+    /// default store (`auto`). Like every setting change, call it before other threads use Nix
+    /// (see [`crate::settings`]).
+    pub fn set_as_default(&self) -> Result<()> {
+        crate::settings::set("store", &self.uri_with_params())
     }
 
     /// A directory of the store's files on this machine: the `param` parameter, else
@@ -346,7 +400,7 @@ impl Store {
         if self.requested_uri.starts_with('/') {
             return Some(Path::new(self.requested_uri.split('?').next().unwrap_or("")).join(under_root));
         }
-        if !self.is_on_this_machine() {
+        if !self.has_local_state() {
             return None;
         }
         Some(std::env::var_os(env).map(PathBuf::from).unwrap_or_else(|| Path::new("/").join(under_root)))

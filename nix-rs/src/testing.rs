@@ -61,6 +61,23 @@ impl TempStore {
         Ok(TempStore { store, uri, dir })
     }
 
+    /// Creates an empty store whose paths are under `store_dir` but whose files live in its own
+    /// temporary directory (Nix's `real` parameter): two such stores with one `store_dir` are
+    /// as independent as two machines' `/nix/store`, so paths copy between them. Nix builds
+    /// only in a store whose files are at its store dir (or in a sandbox), so this one
+    /// receives copies (and can have builds done elsewhere, e.g. by remote builders).
+    pub fn with_store_dir(store_dir: &Path) -> Result<TempStore> {
+        apply_test_settings()?;
+        let dir = tempfile::Builder::new()
+            .prefix("nix-rs-store-")
+            .tempdir()
+            .map_err(|e| Error::io("creating temporary store", std::env::temp_dir(), e))?;
+        let (s, d) = (store_dir.display(), dir.path().display());
+        let uri = format!("local?store={s}&real={d}/nix/store&state={d}/state&log={d}/log");
+        let store = Store::open(&uri)?;
+        Ok(TempStore { store, uri, dir })
+    }
+
     /// The URI of a local store rooted at `dir`.
     pub fn uri_for(dir: &Path) -> String {
         let d = dir.display();
@@ -82,7 +99,8 @@ impl TempStore {
         self.dir.path()
     }
 
-    /// The store directory (`<dir>/nix/store`).
+    /// Where the store's files are: `<dir>/nix/store` (for [`TempStore::new`] also the store
+    /// directory, the paths' prefix).
     pub fn store_dir_path(&self) -> PathBuf {
         self.dir.path().join("nix/store")
     }

@@ -38,6 +38,23 @@ fn binary_cache_store_opens() {
     let s = Store::open(&format!("file://{}", dir.path().display())).unwrap();
     assert!(s.uri().unwrap().starts_with("file://"));
     assert_eq!(s.store_dir().unwrap(), "/nix/store");
+    // Its paths have no files here: real_path says so instead of naming a missing file.
+    assert!(!s.is_on_this_machine());
+    let p = s.parse_path("/nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-hello").unwrap();
+    let e = s.real_path(&p).unwrap_err().to_string();
+    assert!(e.contains("not on this machine") && e.contains(&dir.path().display().to_string()), "{e}");
+}
+
+#[test]
+fn a_store_can_become_the_default_for_helper_processes() {
+    let t = TempStore::with_params(&[("path-info-cache-size", "100")]).unwrap();
+    assert!(t.is_on_this_machine());
+    let uri = t.uri_with_params();
+    assert_eq!(uri, format!("{}&path-info-cache-size=100", t.uri()));
+    let before = settings::get("store").unwrap();
+    t.set_as_default().unwrap();
+    assert_eq!(settings::get("store").unwrap(), uri);
+    settings::set("store", &before).unwrap();
 }
 
 #[test]

@@ -76,6 +76,30 @@ impl NixRun {
     pub fn success(&self) -> bool {
         self.output.status.success()
     }
+
+    /// What a finished `cargo nix` run printed: the counts of its `Finished` line (`usize::MAX`
+    /// when absent) and the packages of its `Compiling` lines.
+    pub fn from_output(output: Output) -> NixRun {
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        // Status lines as a terminal would show them (a forced progress bar leaves `\r` and
+        // ANSI codes in front of them).
+        let plain = nix_rs::strip_ansi(&stderr);
+        let lines = || plain.lines().map(|l| l.rsplit('\r').next().unwrap_or(l));
+        let (mut built, mut reused, mut substituted) = (usize::MAX, usize::MAX, usize::MAX);
+        if let Some(l) = lines().find(|l| l.trim_start().starts_with("Finished")) {
+            let counts = l.rsplit_once('(').map(|(_, c)| c).unwrap_or("");
+            let nums: Vec<usize> = counts.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse().ok()).collect();
+            if let [b, r, s] = nums[..] {
+                (built, reused, substituted) = (b, r, s);
+            }
+        }
+        let compiled = lines()
+            .filter_map(|l| l.trim_start().strip_prefix("Compiling "))
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_owned)
+            .collect();
+        NixRun { output, stderr, built, reused, substituted, compiled }
+    }
 }
 
 impl Fixture {
@@ -130,25 +154,7 @@ impl Fixture {
             cmd.args(["--store", self.store.uri()]);
         }
         let output = cmd.args(args).env("NIX_CONFIG", test_nix_config()).output().expect("running cargo-nix");
-        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        // Status lines as a terminal would show them (a forced progress bar leaves `\r` and
-        // ANSI codes in front of them).
-        let plain = nix_rs::strip_ansi(&stderr);
-        let lines = || plain.lines().map(|l| l.rsplit('\r').next().unwrap_or(l));
-        let (mut built, mut reused, mut substituted) = (usize::MAX, usize::MAX, usize::MAX);
-        if let Some(l) = lines().find(|l| l.trim_start().starts_with("Finished")) {
-            let counts = l.rsplit_once('(').map(|(_, c)| c).unwrap_or("");
-            let nums: Vec<usize> = counts.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse().ok()).collect();
-            if let [b, r, s] = nums[..] {
-                (built, reused, substituted) = (b, r, s);
-            }
-        }
-        let compiled = lines()
-            .filter_map(|l| l.trim_start().strip_prefix("Compiling "))
-            .filter_map(|l| l.split_whitespace().next())
-            .map(str::to_owned)
-            .collect();
-        NixRun { output, stderr, built, reused, substituted, compiled }
+        NixRun::from_output(output)
     }
 
     /// `cargo <sub> <args>` (plain cargo) on this fixture.

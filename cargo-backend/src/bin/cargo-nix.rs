@@ -3,7 +3,7 @@
 //! ```text
 //! cargo nix build [--release] [-p PKG] [--workspace] [--features F] [--no-default-features]
 //!                 [--all-features] [-j N] [--target-dir DIR] [--manifest-path PATH]
-//!                 [--store URI] [--keep-going] [--cache URI] [-v]
+//!                 [--store URI] [--local-store URI] [--keep-going] [--cache URI] [-v]
 //!                 [--message-format human|short|json|json-diagnostic-short|
 //!                                   json-diagnostic-rendered-ansi|json-render-diagnostics]
 //!                 [--progress auto|always|never]
@@ -104,9 +104,15 @@ struct BuildArgs {
     /// Path to Cargo.toml.
     #[arg(long)]
     manifest_path: Option<PathBuf>,
-    /// The Nix store to build in (default: the default store, `auto`).
+    /// The Nix store to build in (default: the default store, `auto`). It may be on another
+    /// machine (`ssh-ng://user@host`); see --local-store.
     #[arg(long, default_value = "auto")]
     store: String,
+    /// The store on this machine that target/ links into, when it is not --store: the outputs
+    /// of linked units and of workspace members are copied to it after the build (default:
+    /// --store when that is on this machine, else the default store, `auto`).
+    #[arg(long, value_name = "STORE-URI")]
+    local_store: Option<String>,
     /// Build as many units as possible after a failure.
     #[arg(long)]
     keep_going: bool,
@@ -580,6 +586,22 @@ fn open_store(uri: &str) -> Result<Store> {
     Store::open(uri).with_context(|| format!("opening the Nix store '{uri}'"))
 }
 
+/// The store to build in, made the one Nix's build hook uses (remote builders copy inputs from
+/// and outputs back into it), and the local store target/ links into when that is another.
+fn open_stores(args: &BuildArgs) -> Result<(Store, Option<Store>)> {
+    let store = open_store(&args.store)?;
+    store.set_as_default().with_context(|| format!("making '{}' Nix's `store` setting", args.store))?;
+    let local = match &args.local_store {
+        Some(uri) => Some(open_store(uri).context("opening the --local-store")?),
+        None if !store.is_on_this_machine() => Some(
+            open_store("auto")
+                .with_context(|| format!("'{}' is not on this machine; opening the local store", args.store))?,
+        ),
+        None => None,
+    };
+    Ok((store, local))
+}
+
 type Built = (cargo_backend::BuildReport, Workspace, bool);
 
 /// Builds, and in the JSON formats ends stdout with `build-finished` (also when the build could
@@ -608,7 +630,7 @@ fn build_in(
     let cargo_time = start.elapsed();
     let toolchain = Toolchain::detect_cached(&mut cache)?;
     let toolchain_time = start.elapsed() - cargo_time;
-    let store = open_store(&args.store)?;
+    let (store, local_store) = open_stores(args)?;
     let mut options = BuildOptions {
         keep_going: args.keep_going,
         cache: args.cache.clone(),
@@ -633,7 +655,15 @@ fn build_in(
         profile_dir: std::path::absolute(cargo_backend::profile_dir(&ws))?,
         running: Vec::new(),
     };
-    let report = cargo_backend::build_with_cache(&store, &ws, &toolchain, &options, &mut reporter, &mut cache);
+    let report = cargo_backend::build_with_cache(
+        &store,
+        local_store.as_ref(),
+        &ws,
+        &toolchain,
+        &options,
+        &mut reporter,
+        &mut cache,
+    );
     status.finish_progress();
     let report = report?;
     if let Some(f) = &cache_file {
@@ -646,12 +676,13 @@ fn build_in(
         status.line(
             "Timings",
             &format!(
-                "cargo {:.3}s, toolchain {:.3}s, sources {:.3}s, derivations {:.3}s, realise {:.3}s",
+                "cargo {:.3}s, toolchain {:.3}s, sources {:.3}s, derivations {:.3}s, realise {:.3}s, copy {:.3}s",
                 cargo_time.as_secs_f64(),
                 toolchain_time.as_secs_f64(),
                 report.source_time.as_secs_f64(),
                 (report.plan_time - report.source_time).as_secs_f64(),
-                report.build_time.as_secs_f64()
+                report.build_time.as_secs_f64(),
+                report.copy_time.as_secs_f64()
             ),
         );
         for u in &report.units {
