@@ -303,7 +303,15 @@ fn garbage_collection_during_a_build_loses_nothing() {
     assert!(collections > 1, "the build finished before any collection ran");
     let gc = nix_rs::testing::nix_cli("nix-store", fx.store.uri()).arg("--gc").output().unwrap();
     assert!(gc.status.success());
-    assert!(fx.run(&fx.nix_target().join("debug/registry-user")).contains("origin-ish"), "artifacts survive GC");
+    let bin = fx.nix_target().join("debug/registry-user");
+    assert!(
+        bin.exists(),
+        "{} is missing or dangling ({:?}) after the final GC; the build said:\n{}",
+        bin.display(),
+        std::fs::read_link(&bin),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(fx.run(&bin).contains("origin-ish"), "artifacts survive GC");
 }
 
 /// Whether process `pid` is gone (or a zombie that nobody has reaped yet).
