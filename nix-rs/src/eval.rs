@@ -167,10 +167,37 @@ struct Evaluator {
 impl Evaluator {
     fn new(store: *mut nix_sys::Store) -> Result<Evaluator> {
         let ctx = Context::new();
+        // Through the builder, not `nix_state_create`: in Nix 2.26 that function never frees
+        // the builder it makes, and the builder's reference keeps the whole store open (its
+        // database, locks and file descriptors) after the store and the state are freed.
+        // SAFETY: live context; `store` is lent by a blocked caller. The builder takes its own
+        // reference to the store.
+        let builder = unsafe { nix_sys::nix_eval_state_builder_new(ctx.ptr(), store) };
+        if builder.is_null() {
+            ctx.check_last(|| "creating an evaluator".into())?;
+            return Err(Error::EvaluatorGone);
+        }
+        struct Builder(*mut nix_sys::nix_eval_state_builder);
+        impl Drop for Builder {
+            fn drop(&mut self) {
+                // SAFETY: the builder came from nix_eval_state_builder_new and is freed once.
+                unsafe { nix_sys::nix_eval_state_builder_free(self.0) }
+            }
+        }
+        let builder = Builder(builder);
+        // SAFETY: live context and builder.
+        let rc = unsafe { nix_sys::nix_eval_state_builder_load(ctx.ptr(), builder.0) };
+        ctx.check(rc, || "loading the evaluator's settings".into())?;
         let lookup: [*const c_char; 1] = [ptr::null()];
-        // SAFETY: live context; `store` is lent by a blocked caller; the lookup path is an
-        // empty NULL-terminated array. The EvalState keeps its own reference to the store.
-        let state = unsafe { nix_sys::nix_state_create(ctx.ptr(), lookup.as_ptr().cast_mut(), store) };
+        // SAFETY: live context and builder; the lookup path is an empty NULL-terminated array,
+        // copied by the builder.
+        let rc = unsafe {
+            nix_sys::nix_eval_state_builder_set_lookup_path(ctx.ptr(), builder.0, lookup.as_ptr().cast_mut())
+        };
+        ctx.check(rc, || "setting the evaluator's lookup path".into())?;
+        // SAFETY: live context and builder. The EvalState keeps its own reference to the store;
+        // the builder is freed when `builder` goes out of scope.
+        let state = unsafe { nix_sys::nix_eval_state_build(ctx.ptr(), builder.0) };
         let state = match NonNull::new(state) {
             Some(s) => s,
             None => {
@@ -319,7 +346,7 @@ impl Drop for Evaluator {
                 unsafe { nix_sys::nix_value_decref(ctx.ptr(), v) };
             }
         }
-        // SAFETY: the state came from nix_state_create and is freed once, on this thread.
+        // SAFETY: the state came from nix_eval_state_build and is freed once, on this thread.
         unsafe { nix_sys::nix_state_free(self.state.as_ptr()) }
     }
 }
