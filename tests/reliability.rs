@@ -191,23 +191,29 @@ fn two_backends_share_one_store() {
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
 }
 
+/// `cargo nix build` of the fixture on its store, with SIGINT's default action: a test run in
+/// the background (a non-interactive `cmd &`) inherits SIGINT ignored; the child gets it back,
+/// as under an interactive terminal.
+fn interruptible_build_cmd(fx: &Fixture) -> Command {
+    let mut cmd = fx.cargo_nix_build_cmd(fx.store.uri());
+    // SAFETY: signal() is async-signal-safe, and the closure touches nothing else between fork
+    // and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    cmd
+}
+
 #[test]
 fn killed_mid_build_then_run_again_completes() {
     for signal in ["INT", "KILL"] {
         // A cold build of the registry fixture (24 units) takes well over the delay below.
         let fx = Fixture::new("registry");
-        let mut cmd = fx.cargo_nix_build_cmd(fx.store.uri());
+        let mut cmd = interruptible_build_cmd(&fx);
         cmd.args(["-j", "2"]).stderr(std::process::Stdio::null());
-        // A test run in the background (a non-interactive `cmd &`) inherits SIGINT ignored;
-        // give the child the default action, as an interactive terminal would.
-        // SAFETY: signal() is async-signal-safe, and the closure touches nothing else between
-        // fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::signal(libc::SIGINT, libc::SIG_DFL);
-                Ok(())
-            });
-        }
         let child = cmd.spawn().unwrap();
         // Kill once at least one unit has finished: with -j 2, a third unit output in the
         // store means one of them is complete.
@@ -364,16 +370,8 @@ fn ctrl_c_stops_the_builders_and_exits_130() {
     std::fs::write(fx.path("gen/build.rs"), sleepy_build_script(&marks)).unwrap();
     for (signal, name, code) in [(libc::SIGINT, "SIGINT", 130), (libc::SIGTERM, "SIGTERM", 143)] {
         let _ = std::fs::remove_file(marks.join("pid"));
-        let mut cmd = fx.cargo_nix_build_cmd(fx.store.uri());
+        let mut cmd = interruptible_build_cmd(&fx);
         cmd.args(["-j", "2"]).stderr(std::process::Stdio::piped());
-        // SAFETY: signal() is async-signal-safe, and the closure touches nothing else between
-        // fork and exec. (A background test run inherits SIGINT ignored; see the kill test.)
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::signal(libc::SIGINT, libc::SIG_DFL);
-                Ok(())
-            });
-        }
         let child = cmd.spawn().unwrap();
         let pid = wait_for_line(&marks.join("pid"), std::time::Duration::from_secs(300))
             .expect("the build script did not start")

@@ -25,9 +25,11 @@ pub fn profile_dir(profile: &str) -> &str {
     }
 }
 
-fn link_atomically(target: &Path, link: &Path) -> Result<(), Error> {
+/// Points `link` at `target` (under a temporary name, renamed into place); returns whether it
+/// had to (false when the link already pointed there).
+fn link_atomically(target: &Path, link: &Path) -> Result<bool, Error> {
     if std::fs::read_link(link).is_ok_and(|t| t == target) {
-        return Ok(());
+        return Ok(false);
     }
     let dir = link.parent().expect("links are inside target/");
     std::fs::create_dir_all(dir).map_err(|e| Error::Io(format!("creating {}", dir.display()), e))?;
@@ -35,7 +37,8 @@ fn link_atomically(target: &Path, link: &Path) -> Result<(), Error> {
         dir.join(format!(".{}.tmp-{}", link.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     std::os::unix::fs::symlink(target, &tmp).map_err(|e| Error::Io(format!("linking {}", tmp.display()), e))?;
-    std::fs::rename(&tmp, link).map_err(|e| Error::Io(format!("installing {}", link.display()), e))
+    std::fs::rename(&tmp, link).map_err(|e| Error::Io(format!("installing {}", link.display()), e))?;
+    Ok(true)
 }
 
 /// An installed artifact.
@@ -86,10 +89,9 @@ pub fn install(
 /// warning, not an error.
 pub fn add_root(store: &Store, out: &StorePath, profile_dir: &Path) -> Result<Option<String>, Error> {
     let root = profile_dir.join(".nix-roots").join(out.base_name());
-    if std::fs::read_link(&root).is_ok_and(|t| t == out.as_path()) {
+    if !link_atomically(out.as_path(), &root)? {
         return Ok(None);
     }
-    link_atomically(out.as_path(), &root)?;
     Ok(store.add_indirect_root(&root).err().map(|e| format!("could not register GC root {}: {e}", root.display())))
 }
 

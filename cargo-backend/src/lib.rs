@@ -378,7 +378,8 @@ pub fn build_with_cache(
     }
 
     let start = Instant::now();
-    if !std::ptr::eq(artifact_store, store) {
+    let copied_back = !std::ptr::eq(artifact_store, store);
+    if copied_back {
         let mut wanted: Vec<usize> = ws.graph.roots.clone();
         wanted.extend(plan.units.iter().filter(|u| u.is_member).map(|u| u.index));
         wanted.sort_unstable();
@@ -411,15 +412,17 @@ pub fn build_with_cache(
         }
     }
     // The other units' outputs are rooted too, so that a collection does not force the next
-    // build to rebuild every dependency (cargo keeps them in target/<profile>/deps).
-    // (Only when they are in the store target/ links into: a remote build copies back the
-    // linked outputs only.)
-    for (u, outcome) in plan.units.iter().zip(&outcomes).filter(|_| std::ptr::eq(artifact_store, store)) {
-        if outcome.is_success() && !ws.graph.roots.contains(&u.index) {
-            if let Some(w) = install::add_root(store, &u.out, &profile_dir)? {
-                // The store cannot take roots (e.g. a remote one): once is enough to say so.
-                warnings.push(w);
-                break;
+    // build to rebuild every dependency (cargo keeps them in target/<profile>/deps). Only when
+    // they are in the store target/ links into: a build elsewhere copies back the linked
+    // outputs only.
+    if !copied_back {
+        for (u, outcome) in plan.units.iter().zip(&outcomes) {
+            if outcome.is_success() && !ws.graph.roots.contains(&u.index) {
+                if let Some(w) = install::add_root(store, &u.out, &profile_dir)? {
+                    // If the store refuses one root it refuses them all: once is enough to say so.
+                    warnings.push(w);
+                    break;
+                }
             }
         }
     }

@@ -305,21 +305,20 @@ impl Status {
     }
 
     fn error(&self, text: &str) {
-        self.print(|| {
-            if self.color {
-                eprintln!("\x1b[1;31merror\x1b[0m: {text}");
-            } else {
-                eprintln!("error: {text}");
-            }
-        });
+        self.labelled("error", "1;31", text);
     }
 
     fn warning(&self, text: &str) {
+        self.labelled("warning", "1;33", text);
+    }
+
+    /// `label: text`, the label in bold `colour` (an SGR code) on a terminal.
+    fn labelled(&self, label: &str, colour: &str, text: &str) {
         self.print(|| {
             if self.color {
-                eprintln!("\x1b[1;33mwarning\x1b[0m: {text}");
+                eprintln!("\x1b[{colour}m{label}\x1b[0m: {text}");
             } else {
-                eprintln!("warning: {text}");
+                eprintln!("{label}: {text}");
             }
         });
     }
