@@ -16,7 +16,8 @@
 //! [`HOST_PATHS`] and is part of the identity (glibc's and the linker's versions): the C
 //! compiler and linker (`/usr/bin/cc`, `ld`), glibc and its dynamic loader, which rustc, the
 //! unit builder and linked programs need. With `sandbox = true` these must be visible in
-//! the sandbox: `extra-sandbox-paths = /usr /lib /lib64` ([`check_sandbox`] says so).
+//! the sandbox: `extra-sandbox-paths = /usr /lib /lib64 /etc/alternatives` ([`check_sandbox`]
+//! says so, naming those that exist here).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -206,8 +207,9 @@ impl Toolchain {
 /// What a toolchain outside Nix takes from the host at build time, beside its sysroot: the C
 /// compiler and the linker it drives (`/usr/bin/cc`, `ld`, their libraries), glibc with its
 /// dynamic loader (`/lib64/ld-linux-*.so.2`, needed by rustc, the unit builder and every
-/// program linked), and their headers. On Debian `/lib` and `/lib64` are links into `/usr`.
-pub const HOST_PATHS: &[&str] = &["/usr", "/lib", "/lib64"];
+/// program linked), and their headers. On Debian `/lib` and `/lib64` are links into `/usr`, and
+/// `/usr/bin/cc` (which rustc runs as the linker) is a link through `/etc/alternatives`.
+pub const HOST_PATHS: &[&str] = &["/usr", "/lib", "/lib64", "/etc/alternatives"];
 
 /// The host's part of a toolchain, declared (see [`HOST_PATHS`]) and part of its identity.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -461,7 +463,7 @@ mod tests {
             cc: Some("/usr/bin/x86_64-linux-gnu-gcc-12".into()),
             cc_version: "gcc 12".into(),
             host_inputs: HostToolchain {
-                paths: vec!["/usr".into(), "/lib".into(), "/lib64".into()],
+                paths: vec!["/usr".into(), "/lib".into(), "/lib64".into(), "/etc/alternatives".into()],
                 libc: "ldd (Debian GLIBC 2.36-9+deb12u10) 2.36".into(),
                 linker: "GNU ld (GNU Binutils for Debian) 2.40".into(),
             },
@@ -475,13 +477,14 @@ mod tests {
         let host = toolchain_at("/home/u/.rustup/toolchains/stable");
         let store = toolchain_at("/nix/store/0123456789abcdfghijklmnpqrsvwxyz-rust-1.95.0");
         assert!(check_sandbox(&host, "/nix/store", false, "").is_ok(), "no sandbox, no requirement");
-        let e = check_sandbox(&host, "/nix/store", true, "/usr /lib /lib64").unwrap_err().to_string();
+        let e = check_sandbox(&host, "/nix/store", true, "/usr /lib /lib64 /etc/alternatives").unwrap_err().to_string();
         assert!(e.contains("outside the store") && e.contains("--toolchain store"), "{e}");
         let e = check_sandbox(&store, "/nix/store", true, "/bin/sh=/bin/busybox").unwrap_err().to_string();
-        assert!(e.contains("extra-sandbox-paths = /usr /lib /lib64"), "{e}");
+        assert!(e.contains("extra-sandbox-paths = /usr /lib /lib64 /etc/alternatives"), "{e}");
         let e = check_sandbox(&store, "/nix/store", true, "/bin/sh=/bin/busybox /usr").unwrap_err().to_string();
-        assert!(e.contains("extra-sandbox-paths = /lib /lib64"), "only what is missing: {e}");
-        assert!(check_sandbox(&store, "/nix/store", true, "/bin/sh=/bin/busybox /usr /lib? /lib64=/lib64").is_ok());
+        assert!(e.contains("extra-sandbox-paths = /lib /lib64 /etc/alternatives"), "only what is missing: {e}");
+        let all = "/bin/sh=/bin/busybox /usr /lib? /lib64=/lib64 /etc/alternatives";
+        assert!(check_sandbox(&store, "/nix/store", true, all).is_ok());
     }
 
     #[test]

@@ -21,6 +21,7 @@ use std::ffi::CString;
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -86,11 +87,14 @@ impl LockDir {
             unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC) };
         if raw < 0 {
             let err = std::io::Error::last_os_error();
-            // ELOOP or ENOTDIR: say which (lstat only reads what is there, following nothing).
-            let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
-            return Err(match err.raw_os_error() {
-                Some(libc::ELOOP | libc::ENOTDIR) if is_link => refuse(path, "it is a symbolic link"),
-                Some(libc::ELOOP | libc::ENOTDIR) => refuse(path, "it is not a directory"),
+            // Say why from what is there (lstat follows nothing): ELOOP/ENOTDIR for a symlink
+            // or a file, EACCES for another user's private directory.
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            let me = unsafe { libc::geteuid() };
+            return Err(match std::fs::symlink_metadata(path) {
+                Ok(m) if m.file_type().is_symlink() => refuse(path, "it is a symbolic link"),
+                Ok(m) if !m.is_dir() => refuse(path, "it is not a directory"),
+                Ok(m) if m.uid() != me => refuse(path, &format!("it is owned by uid {}, not by uid {me}", m.uid())),
                 _ => Error::Io(format!("opening the lock directory {}", path.display()), err),
             });
         }
