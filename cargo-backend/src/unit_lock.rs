@@ -219,8 +219,12 @@ pub enum NotLocked {
 /// The lock file name for `out` on `store`: named after where the output lives on this machine
 /// (so two URIs for one store share it) and, for stores elsewhere, the store's URI.
 fn lock_name(store: &Store, out: &StorePath) -> Result<String, Error> {
-    let real = store.real_path(out).map_err(|e| Error::Nix(format!("locating {out}"), e))?;
-    let mut key = real.to_string_lossy().into_owned();
+    let mut key = if store.is_on_this_machine() {
+        let real = store.real_path(out).map_err(|e| Error::Nix(format!("locating {out}"), e))?;
+        real.to_string_lossy().into_owned()
+    } else {
+        out.to_string()
+    };
     if store.state_dir().is_none() {
         key.push('\0');
         key.push_str(&store.uri().map_err(|e| Error::Nix("reading the store URI".into(), e))?);
