@@ -477,7 +477,7 @@ fn progress_bar_when_forced() {
     // (which ones run at a given moment depends on scheduling), and it shows some.
     let packages = ["app", "greeter", "gen", "clib", "macros"];
     let shown: Vec<String> = nix_rs::strip_ansi(&run.stderr)
-        .split(|c| c == '\r' || c == '\n')
+        .split(['\r', '\n'])
         .filter(|l| l.contains("Building ["))
         .filter_map(|l| l.split_once(": ").map(|(_, names)| names.to_owned()))
         .flat_map(|names| names.split(", ").map(|n| n.trim().to_owned()).collect::<Vec<_>>())
