@@ -190,6 +190,20 @@ fn normal_users_on_a_daemon_store() {
     let stdout = String::from_utf8_lossy(&test.output.stdout);
     assert!(stdout.contains("test binary_runs_and_greets ... ok"), "{stdout}");
 
+    // Roots an older cargo nix failed to register (the daemon's gcroots/auto emptied here)
+    // are registered by the next build, even one with nothing to build.
+    let auto = daemon.dir().join("state/gcroots/auto");
+    let registered = std::fs::read_dir(&auto).unwrap().count();
+    assert!(registered > 0, "alice's build registered its roots with the daemon");
+    for e in std::fs::read_dir(&auto).unwrap().flatten() {
+        std::fs::remove_file(e.path()).unwrap();
+    }
+    for sub in ["build", "test"] {
+        let again = alice.run(sub, &manifest, &[]);
+        assert!(again.success() && again.built == 0, "{}", again.stderr);
+    }
+    assert_eq!(std::fs::read_dir(&auto).unwrap().count(), registered, "every root registered again");
+
     // Root's collector keeps everything alice's target/ links to.
     let linked = alice.linked_store_paths();
     daemon.collect_garbage();

@@ -45,11 +45,26 @@ impl Store {
         })?;
         let auto = state.join("gcroots/auto");
         std::fs::create_dir_all(&auto).map_err(|e| Error::io("creating GC roots directory", &auto, e))?;
-        let root = auto.join(format!("libnix-{}", link_hash(&link)));
+        let root = auto.join(auto_root_name(&link));
         let tmp = auto.join(format!(".tmp-{}-{:?}", std::process::id(), std::thread::current().id()));
         let _ = std::fs::remove_file(&tmp);
         std::os::unix::fs::symlink(&link, &tmp).map_err(|e| Error::io("creating GC root", &tmp, e))?;
         std::fs::rename(&tmp, &root).map_err(|e| Error::io("creating GC root", &root, e))
+    }
+
+    /// Like [`Store::add_indirect_root`], but without asking anyone when the state directory
+    /// of the store on this machine already holds the root (`gcroots/auto/<name>` → `link`,
+    /// named as Nix names it): cheap enough to call for every root on every build, so a root
+    /// whose registration once failed (or predates it) is registered by the next build.
+    pub fn ensure_indirect_root(&self, link: &Path) -> Result<()> {
+        let link = std::path::absolute(link).map_err(|e| Error::io("resolving GC root", link, e))?;
+        if let Some(state) = self.state_dir() {
+            let root = state.join("gcroots/auto").join(auto_root_name(&link));
+            if std::fs::read_link(&root).is_ok_and(|t| t == link) {
+                return Ok(());
+            }
+        }
+        self.add_indirect_root(&link)
     }
 
     /// The socket of the daemon serving this store, when it is one: Nix's canonical URI is
@@ -77,15 +92,27 @@ fn daemon_socket_of(uri: &str) -> Option<PathBuf> {
     without_query.strip_prefix("unix://").map(PathBuf::from)
 }
 
-/// A stable name for the root of `link` (hex of a 64-bit FNV-1a of the path).
-fn link_hash(link: &Path) -> String {
+/// The name Nix gives the root of `link` in `gcroots/auto`: the SHA-1 of the path in Nix's
+/// base-32 (`LocalStore::addIndirectRoot`).
+pub(crate) fn auto_root_name(link: &Path) -> String {
+    use sha1::Digest;
     use std::os::unix::ffi::OsStrExt;
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in link.as_os_str().as_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
+    nix32(&sha1::Sha1::digest(link.as_os_str().as_bytes()))
+}
+
+/// Nix's base-32 (`printHash32`): its own alphabet, the last 5-bit group first.
+fn nix32(hash: &[u8]) -> String {
+    const CHARS: &[u8; 32] = b"0123456789abcdfghijklmnpqrsvwxyz";
+    let len = (hash.len() * 8 - 1) / 5 + 1;
+    (0..len)
+        .rev()
+        .map(|n| {
+            let (i, j) = (n * 5 / 8, n * 5 % 8);
+            let low = hash[i] >> j;
+            let high = if i + 1 < hash.len() { u16::from(hash[i + 1]) << (8 - j) } else { 0 };
+            CHARS[((u16::from(low) | high) & 0x1f) as usize] as char
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -103,9 +130,17 @@ mod tests {
     }
 
     #[test]
-    fn link_hash_is_stable_and_distinguishes_paths() {
-        assert_eq!(link_hash(Path::new("/a/b")), link_hash(Path::new("/a/b")));
-        assert_ne!(link_hash(Path::new("/a/b")), link_hash(Path::new("/a/c")));
-        assert_eq!(link_hash(Path::new("")), "cbf29ce484222325");
+    fn nix32_follows_nix() {
+        // Store path hashes are nix32 of 20 bytes: all-zero bytes print as 32 zeros, and one
+        // bit at each end lands at the other end of the string.
+        assert_eq!(nix32(&[0; 20]), "0".repeat(32));
+        let mut first = [0u8; 20];
+        first[0] = 1;
+        assert_eq!(nix32(&first), format!("{}1", "0".repeat(31)));
+        let mut last = [0u8; 20];
+        last[19] = 0x80;
+        assert_eq!(nix32(&last), format!("h{}", "0".repeat(31)), "bit 159 is the top bit of the first digit");
+        assert_eq!(auto_root_name(Path::new("/a/b")).len(), 32);
+        assert_ne!(auto_root_name(Path::new("/a/b")), auto_root_name(Path::new("/a/c")));
     }
 }

@@ -27,6 +27,21 @@ fn indirect_root_registered_by_the_daemon() {
         std::fs::read_dir(&auto).unwrap().flatten().filter_map(|e| std::fs::read_link(e.path()).ok()).collect();
     assert_eq!(targets, vec![link.clone()], "in {}", auto.display());
 
+    // A client that can see the daemon's state directory finds the root where Nix put it
+    // (same name), without asking the daemon: this socket has no daemon behind it.
+    let offline = Store::open(&format!(
+        "unix://{}?store={}/store/nix/store&state={}/store/state",
+        links.path().join("no-daemon.sock").display(),
+        daemon.dir.path().display(),
+        daemon.dir.path().display()
+    ))
+    .unwrap();
+    offline.ensure_indirect_root(&link).unwrap();
+    let other = links.path().join("other");
+    let e = offline.ensure_indirect_root(&other).unwrap_err().to_string();
+    assert!(e.contains("cannot connect"), "an unregistered root is sent to the daemon: {e}");
+    drop(offline);
+
     // The daemon's collector keeps the output while the link exists.
     let local = TempStore::uri_for(&daemon.dir.path().join("store"));
     let gc = || {
