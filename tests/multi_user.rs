@@ -91,19 +91,21 @@ impl<'a> Developer<'a> {
 
     /// `cargo-nix nix <args>` as this user.
     fn cargo_nix(&self, args: &[&str]) -> Output {
+        self.cargo_nix_cmd(args).output().unwrap()
+    }
+
+    fn cargo_nix_cmd(&self, args: &[&str]) -> Command {
         let home = self.user.home();
         let path = format!("{}:/usr/bin:/bin", home.join("toolchain/bin").display());
-        self.user
-            .command(&self.tools.cargo_nix())
-            .arg("nix")
+        let mut cmd = self.user.command(&self.tools.cargo_nix());
+        cmd.arg("nix")
             .args(args)
             .env("PATH", path)
             .env("LD_LIBRARY_PATH", self.tools.dir.path().join("lib"))
             .env("NIX_CONF_DIR", self.daemon.client_conf_dir())
             .env("NIX_LOG_DIR", self.daemon.log_dir())
-            .env("CARGO_HOME", home.join(".cargo"))
-            .output()
-            .unwrap()
+            .env("CARGO_HOME", home.join(".cargo"));
+        cmd
     }
 
     /// `cargo nix <sub>` of the checkout at `manifest` into this user's target directory, on
@@ -215,6 +217,7 @@ fn normal_users_on_a_daemon_store() {
     let bob = Developer::new("cnx-bob", &tools, &daemon);
     let second = bob.run("build", &manifest, &[]);
     assert!(second.success(), "{}", second.stderr);
+    eprintln!("bob's first build:\n{}", second.stderr);
     assert_eq!(second.built, 0, "bob reuses alice's units:\n{}", second.stderr);
     assert_eq!(second.reused, first.built, "{}", second.stderr);
 
@@ -252,6 +255,25 @@ fn normal_user_on_a_sandboxed_daemon_store() {
     let tools = Tools::new();
     let manifest = shared_checkout(&daemon);
     let alice = Developer::new("cnx-alice", &tools, &daemon);
+    // Where the sandbox cannot work, cargo nix says what to set before building: here this
+    // user's nix.conf is read with sandbox-paths replaced, so the host paths are missing.
+    let target = alice.target();
+    let (m, t, store) = (manifest.to_string_lossy(), target.to_string_lossy(), daemon.uri());
+    let out = alice
+        .cargo_nix_cmd(&["build", "--manifest-path", &m, "--target-dir", &t, "--store", &store])
+        .env("NIX_CONFIG", "sandbox-paths = /bin/sh=/bin/busybox")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("add `extra-sandbox-paths = /usr /lib /lib64 /etc/alternatives` to nix.conf"), "{stderr}");
+    let out = alice
+        .cargo_nix_cmd(&["build", "--manifest-path", &m, "--target-dir", &t, "--store", &store, "--toolchain", "host"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("use `--toolchain store`"), "{stderr}");
+
     let first = alice.run("build", &manifest, &[]);
     assert!(first.success(), "{}\ndaemon log:\n{}", first.stderr, daemon.log());
     let printed = run_program(&alice, &alice.target().join("debug/app"));
