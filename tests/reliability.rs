@@ -233,6 +233,11 @@ fn killed_mid_build_then_run_again_completes() {
         while unit_outputs() < 3 && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
+        // Killing a build that already ended would prove nothing (and the pid must be ours:
+        // the child is not reaped until wait below, so it cannot have been reused).
+        let mut child = child;
+        assert!(unit_outputs() >= 3, "SIG{signal}: no unit finished within 300 s");
+        assert!(child.try_wait().unwrap().is_none(), "SIG{signal}: the build ended before it could be killed");
         let status = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
         assert!(status.success());
         let out = child.wait_with_output().unwrap();
@@ -258,7 +263,7 @@ fn a_read_only_store_is_an_error_naming_it() {
     let out = fx.cargo_nix_build_cmd(&uri).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "built into a read-only store:\n{err}");
-    assert!(err.to_lowercase().contains("read-only") || err.contains("readonly"), "{err}");
+    assert!(err.to_lowercase().contains("read-only"), "{err}");
     assert!(store_is_empty(&fx), "something was written to the read-only store");
     assert!(!fx.nix_target().exists());
 }
@@ -379,20 +384,19 @@ fn ctrl_c_stops_the_builders_and_exits_130() {
             .parse::<i32>()
             .unwrap();
         assert!(!process_gone(pid), "{name}: the build script is running");
-        let start = std::time::Instant::now();
-        // SAFETY: kill() with a pid we spawned and have not waited for.
+        // SAFETY: kill() with a pid we spawned and have not waited for (so it cannot have been
+        // reused); the build script sleeps 60 s, so cargo-nix is still running.
         assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let _ = tx.send(child.wait_with_output());
         });
         let out = rx
-            .recv_timeout(std::time::Duration::from_secs(15))
-            .unwrap_or_else(|_| panic!("{name}: cargo-nix did not exit within 15 s"))
+            // The build script sleeps 60 s: exiting well before that is the signal's doing.
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("{name}: cargo-nix did not exit within 30 s"))
             .unwrap();
-        let took = start.elapsed();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(took < std::time::Duration::from_secs(5), "{name}: took {took:?} to exit:\n{stderr}");
         assert_eq!(out.status.code(), Some(code), "{name}: {stderr}");
         assert!(stderr.contains(&format!("interrupted by {name}")), "{name}: no message:\n{stderr}");
         assert!(stderr.contains("nothing was installed"), "{name}: {stderr}");

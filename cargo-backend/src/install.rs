@@ -84,15 +84,14 @@ pub fn install(
     Ok((installed, warning))
 }
 
-/// Roots `out` with `profile_dir/.nix-roots/<out name>` (registered as an indirect GC root once,
-/// when the link is made). A failure to register (e.g. a remote store) is returned as a
-/// warning, not an error.
+/// Roots `out` with `profile_dir/.nix-roots/<out name>`, registered as an indirect GC root
+/// unless the store's state directory shows it already is (so a root whose registration once
+/// failed, e.g. by an older cargo nix as a normal user, is registered by the next build). A
+/// failure to register (e.g. a remote store) is returned as a warning, not an error.
 pub fn add_root(store: &Store, out: &StorePath, profile_dir: &Path) -> Result<Option<String>, Error> {
     let root = profile_dir.join(".nix-roots").join(out.base_name());
-    if !link_atomically(out.as_path(), &root)? {
-        return Ok(None);
-    }
-    Ok(store.add_indirect_root(&root).err().map(|e| format!("could not register GC root {}: {e}", root.display())))
+    link_atomically(out.as_path(), &root)?;
+    Ok(store.ensure_indirect_root(&root).err().map(|e| format!("could not register GC root {}: {e}", root.display())))
 }
 
 /// Lists the GC-root links a target directory holds (`<target>/*/.nix-roots/*`), with the

@@ -21,7 +21,7 @@ pub mod queue;
 pub mod scheduler;
 pub mod toolchain;
 pub mod unit_graph;
-mod unit_lock;
+pub mod unit_lock;
 pub mod workspace;
 
 use std::path::{Path, PathBuf};
@@ -344,6 +344,8 @@ pub fn build_with_cache(
         Some(p) => p.clone(),
         None => default_unit_builder()?,
     };
+    // Checked before anything is written: a lock directory another user planted fails here.
+    unit_lock::LockDir::for_this_user()?;
     // Opened first: a bad cache URI fails before anything is written to the store.
     let cache_store = match &options.cache {
         Some(uri) => Some(Store::open(uri).map_err(|e| Error::Nix(format!("opening the binary cache '{uri}'"), e))?),

@@ -197,21 +197,31 @@ impl<'a> Planner<'a> {
         mut source_cache: BTreeMap<PathBuf, (String, String)>,
     ) -> Result<Self, Error> {
         // The builder binary is keyed by its file identity, like an immutable source.
-        let mut k = crate::cache::KeyBuilder::default();
-        k.stat(builder);
-        let fingerprint = k.finish();
-        let cached = source_cache
-            .get(builder)
-            .filter(|(fp, _)| *fp == fingerprint)
-            .and_then(|(_, p)| store.parse_path(p).ok())
-            .filter(|p| store.is_valid_path(p).unwrap_or(false));
+        let stat_builder = |k: &mut crate::cache::KeyBuilder| {
+            k.stat(builder);
+            true
+        };
+        let mut cached = None;
+        if let Some((fp, p)) = source_cache.get(builder) {
+            if crate::cache::key_holds(fp, stat_builder) {
+                if let Ok(p) = store.parse_path(p) {
+                    if store.is_valid_path(&p).map_err(|e| Error::Nix(format!("checking {p}"), e))? {
+                        cached = Some(p);
+                    }
+                }
+            }
+        }
         let builder_path = match cached {
             Some(p) => p,
             None => {
+                let fingerprint = crate::cache::key_before(stat_builder);
                 let p = store
                     .add_path(builder, AddPathOptions::new().name("cargo-nix-unit"))
                     .map_err(|e| Error::Nix(format!("adding the unit builder {}", builder.display()), e))?;
-                source_cache.insert(builder.to_path_buf(), (fingerprint, p.to_string()));
+                match fingerprint {
+                    Some(fp) => source_cache.insert(builder.to_path_buf(), (fp, p.to_string())),
+                    None => source_cache.remove(builder),
+                };
                 p
             }
         };
@@ -306,19 +316,21 @@ impl<'a> Planner<'a> {
         let dir = pkg.manifest_dir.clone();
         let excluded = crate::workspace::source_exclusions(&dir, self.ws.manifest_dirs(), &self.ws.target_dir);
         let start = std::time::Instant::now();
-        let fingerprint = if pkg.is_immutable_source() {
-            // Registry and git checkouts never change under cargo (it does not look either):
-            // a stat of the directory, its manifest and cargo's unpack marker is enough.
-            let mut k = crate::cache::KeyBuilder::default();
-            k.stat(&dir).stat(&dir.join("Cargo.toml")).stat(&dir.join(".cargo-ok"));
-            Some(k.finish())
-        } else {
-            crate::cache::tree_fingerprint(&dir, &excluded)
+        let immutable = pkg.is_immutable_source();
+        let compute = |k: &mut crate::cache::KeyBuilder| {
+            if immutable {
+                // Registry and git checkouts never change under cargo (it does not look
+                // either): a stat of the directory, its manifest and cargo's unpack marker.
+                k.stat(&dir).stat(&dir.join("Cargo.toml")).stat(&dir.join(".cargo-ok"));
+                true
+            } else {
+                crate::cache::tree_fingerprint(&dir, &excluded, k)
+            }
         };
-        if let (Some(fp), Some((cached_fp, cached_path))) = (&fingerprint, self.source_cache.get(&dir)) {
-            if fp == cached_fp {
+        if let Some((cached_fp, cached_path)) = self.source_cache.get(&dir) {
+            if crate::cache::key_holds(cached_fp, compute) {
                 if let Ok(p) = self.store.parse_path(cached_path) {
-                    if self.store.is_valid_path(&p).unwrap_or(false) {
+                    if self.store.is_valid_path(&p).map_err(|e| Error::Nix(format!("checking {p}"), e))? {
                         self.source_time += start.elapsed();
                         self.sources.insert(dir, p.clone());
                         return Ok(p);
@@ -326,6 +338,8 @@ impl<'a> Planner<'a> {
                 }
             }
         }
+        // Made before the files are added, so an edit while they are is seen next time.
+        let fingerprint = crate::cache::key_before(compute);
         let name = sanitize(&format!("{}-{}-src", pkg.name, pkg.version));
         let path = self
             .store
@@ -370,7 +384,9 @@ impl<'a> Planner<'a> {
 
         let mut key = crate::cache::KeyBuilder::default();
         key.str(&cache.workspace_key).str(&self.tc.identity).str(self.builder.as_str());
-        key.str(&self.store.uri().unwrap_or_default()).str(&self.store.store_dir().unwrap_or_default());
+        let uri = self.store.uri().map_err(|e| Error::Nix("reading the store URI".into(), e))?;
+        let store_dir = self.store.store_dir().map_err(|e| Error::Nix("reading the store dir".into(), e))?;
+        key.str(&uri).str(&store_dir);
         key.str(if self.pipelined.is_empty() { "" } else { "pipelining" });
         for s in &sources {
             key.str(s);
@@ -380,7 +396,7 @@ impl<'a> Planner<'a> {
         }
         let key = key.finish();
         if !cache.workspace_key.is_empty() && key == cache.plan_key && cache.plan.len() == self.ws.graph.units.len() {
-            if let Some(plan) = self.cached_plan(&cache.plan, source_time) {
+            if let Some(plan) = self.cached_plan(&cache.plan, source_time)? {
                 return Ok(plan);
             }
         }
@@ -407,25 +423,36 @@ impl<'a> Planner<'a> {
 
     /// The cached plan, if it can still be used: every output is valid (nothing to build), or
     /// every derivation is (what is missing can be built from them).
-    fn cached_plan(&self, cached: &[crate::cache::CachedUnit], source_time: std::time::Duration) -> Option<Plan> {
+    /// A failing validity check is an error, not a reason to plan again.
+    fn cached_plan(
+        &self,
+        cached: &[crate::cache::CachedUnit],
+        source_time: std::time::Duration,
+    ) -> Result<Option<Plan>, Error> {
+        let valid = |p: &StorePath| self.store.is_valid_path(p).map_err(|e| Error::Nix(format!("checking {p}"), e));
+        let parse = |p: &str| self.store.parse_path(p).ok();
         let mut units = Vec::with_capacity(cached.len());
         let mut all_outputs_valid = true;
         for (i, c) in cached.iter().enumerate() {
-            let out = self.store.parse_path(&c.out).ok()?;
-            all_outputs_valid = all_outputs_valid && self.store.is_valid_path(&out).ok()?;
+            let Some(out) = parse(&c.out) else { return Ok(None) };
+            all_outputs_valid = all_outputs_valid && valid(&out)?;
             let metadata = match &c.metadata {
-                Some((d, o)) => Some((self.store.parse_path(d).ok()?, self.store.parse_path(o).ok()?)),
+                Some((d, o)) => match (parse(d), parse(o)) {
+                    (Some(d), Some(o)) => Some((d, o)),
+                    _ => return Ok(None),
+                },
                 None => None,
             };
             let unit = &self.ws.graph.units[i];
-            let pkg = self.ws.package_of(i).ok()?;
+            let Ok(pkg) = self.ws.package_of(i) else { return Ok(None) };
+            let Some(drv) = parse(&c.drv) else { return Ok(None) };
             units.push(PlannedUnit {
                 index: i,
                 label: c.label.clone(),
                 package: format!("{}@{}", pkg.name, pkg.version),
                 target_name: unit.target.name.clone(),
                 hash: c.hash.clone(),
-                drv: self.store.parse_path(&c.drv).ok()?,
+                drv,
                 out,
                 metadata,
                 inputs: c.inputs.clone(),
@@ -437,13 +464,13 @@ impl<'a> Planner<'a> {
         if !all_outputs_valid {
             for u in &units {
                 for d in std::iter::once(&u.drv).chain(u.metadata.as_ref().map(|(d, _)| d)) {
-                    if !self.store.is_valid_path(d).ok()? {
-                        return None;
+                    if !valid(d)? {
+                        return Ok(None);
                     }
                 }
             }
         }
-        Some(Plan { units, source_time })
+        Ok(Some(Plan { units, source_time }))
     }
 
     /// Creates `drv`, or reuses the derivation an earlier run made from the very same
@@ -453,7 +480,7 @@ impl<'a> Planner<'a> {
         let key = hex(&Sha256::digest(&json));
         if let Some((d, o)) = self.drv_memo.get(&key) {
             if let (Ok(d), Ok(o)) = (self.store.parse_path(d), self.store.parse_path(o)) {
-                if self.store.is_valid_path(&d).unwrap_or(false) {
+                if self.store.is_valid_path(&d).map_err(|e| Error::Nix(format!("checking {d}"), e))? {
                     self.drv_memo_used.insert(key, (d.to_string(), o.to_string()));
                     return Ok((d, o));
                 }

@@ -21,7 +21,7 @@ use nix_rs::{Store, StorePath};
 
 use crate::Error;
 use crate::queue::DependencyQueue;
-use crate::unit_lock::UnitLock;
+use crate::unit_lock::{NotLocked, UnitLock};
 
 /// One derivation to realise, with the indices of the nodes it depends on.
 #[derive(Debug, Clone)]
@@ -221,19 +221,54 @@ fn worker(store: &Store, cache: Option<&Store>, stop: &Stop, jobs: Receiver<Job>
         }
         // Another cargo nix on this store may be building the same unit: wait for it, then
         // reuse its output (see unit_lock).
-        let Ok(_lock) = UnitLock::acquire(store, &job.out, stopped) else {
-            guard.index = None;
-            let _ = tx.send(interrupted("waiting for another process building"));
-            continue;
+        let _lock = match UnitLock::acquire(store, &job.out, stopped) {
+            Ok(lock) => lock,
+            Err(NotLocked::Stopped) => {
+                guard.index = None;
+                let _ = tx.send(interrupted("waiting for another process building"));
+                continue;
+            }
+            Err(NotLocked::Failed(e)) => {
+                guard.index = None;
+                let _ = tx.send(Message::Done {
+                    index: job.index,
+                    result: Err(Box::new(nix_rs::Error::InvalidArgument {
+                        what: "unit lock".into(),
+                        message: e.to_string(),
+                    })),
+                    elapsed: Duration::ZERO,
+                });
+                continue;
+            }
         };
-        if store.is_valid_path(&job.out).unwrap_or(false) {
-            guard.index = None;
-            let _ = tx.send(Message::Reused { index: job.index });
-            continue;
+        // A failing check (e.g. a dropped daemon connection) fails the unit: guessing "not
+        // valid" would rebuild silently, guessing "valid" would install nothing.
+        let failed =
+            |e: nix_rs::Error| Message::Done { index: job.index, result: Err(Box::new(e)), elapsed: Duration::ZERO };
+        match store.is_valid_path(&job.out) {
+            Ok(false) => {}
+            Ok(true) => {
+                guard.index = None;
+                let _ = tx.send(Message::Reused { index: job.index });
+                continue;
+            }
+            Err(e) => {
+                guard.index = None;
+                let _ = tx.send(failed(e));
+                continue;
+            }
         }
         // Substitute from the binary cache when it has the output (with its closure).
         if let Some(c) = cache {
-            if c.is_valid_path(&job.out).unwrap_or(false) && c.copy_closure_to(store, &job.out).is_ok() {
+            let in_cache = match c.is_valid_path(&job.out) {
+                Ok(v) => v,
+                Err(e) => {
+                    guard.index = None;
+                    let _ = tx.send(failed(e));
+                    continue;
+                }
+            };
+            if in_cache && c.copy_closure_to(store, &job.out).is_ok() {
                 guard.index = None;
                 let _ = tx.send(Message::Substituted { index: job.index });
                 continue;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::Error;
-use crate::cache::{Cache, KeyBuilder, tree_listing};
+use crate::cache::{Cache, KeyBuilder, Racy, key_after, key_holds, tree_listing};
 use crate::unit_graph::UnitGraph;
 
 /// What a package's source leaves out, by path relative to the package directory `dir`:
@@ -32,14 +32,13 @@ pub fn source_exclusions<'a>(
     }
 }
 
-/// The key of everything the unit graph and metadata depend on, over the packages `cache`
-/// knows; `None` when there is nothing cached or something cannot be read.
-fn workspace_key(command: CargoCommand, args: &CargoArgs, cache: &Cache) -> Option<String> {
+/// Adds to `key` everything the unit graph and metadata depend on, over the packages `cache`
+/// knows; false when there is nothing cached or something cannot be read.
+fn workspace_key(command: CargoCommand, args: &CargoArgs, cache: &Cache, key: &mut KeyBuilder) -> bool {
     if cache.packages.is_empty() {
-        return None;
+        return false;
     }
-    let manifest = args.manifest()?;
-    let mut key = KeyBuilder::default();
+    let Some(manifest) = args.manifest() else { return false };
     key.str(&format!("{command:?} {args:?}")).str(&manifest.to_string_lossy());
     if let Ok(cwd) = std::env::current_dir() {
         key.str(&cwd.to_string_lossy());
@@ -62,7 +61,8 @@ fn workspace_key(command: CargoCommand, args: &CargoArgs, cache: &Cache) -> Opti
     if let Some(home) = home {
         key.stat(&home.join("config.toml")).stat(&home.join("config"));
     }
-    for dir in manifest.parent()?.ancestors().chain(cache.root.ancestors()) {
+    let Some(manifest_dir) = manifest.parent() else { return false };
+    for dir in manifest_dir.ancestors().chain(cache.root.ancestors()) {
         for f in [".cargo/config.toml", ".cargo/config", "rust-toolchain", "rust-toolchain.toml"] {
             key.stat(&dir.join(f));
         }
@@ -74,11 +74,11 @@ fn workspace_key(command: CargoCommand, args: &CargoArgs, cache: &Cache) -> Opti
         }
         key.stat(&p.manifest_dir.join("Cargo.toml"));
         let excluded = source_exclusions(&p.manifest_dir, dirs.iter().copied(), &cache.target_dir);
-        if !tree_listing(&p.manifest_dir, &excluded, &mut key) {
-            return None;
+        if !tree_listing(&p.manifest_dir, &excluded, key) {
+            return false;
         }
     }
-    Some(key.finish())
+    true
 }
 
 /// The cargo command being emulated.
@@ -250,8 +250,7 @@ impl Workspace {
     /// Like [`Workspace::load`], but reuses `cache` when nothing cargo reads has changed (see
     /// [`crate::cache`]), and refreshes it otherwise.
     pub fn load_cached(command: CargoCommand, args: &CargoArgs, cache: &mut Cache) -> Result<Workspace, Error> {
-        let key = workspace_key(command, args, cache);
-        if key.as_deref() == Some(cache.workspace_key.as_str()) {
+        if key_holds(&cache.workspace_key, |k| workspace_key(command, args, cache, k)) {
             if let Ok(graph) = UnitGraph::parse(&cache.graph_json) {
                 return Ok(Workspace {
                     graph: without_doc_units(graph).0,
@@ -262,6 +261,7 @@ impl Workspace {
                 });
             }
         }
+        let started = Racy::now();
         let (ws, graph_json) = Self::load_with_json(command, args)?;
         cache.graph_json = graph_json;
         cache.packages = ws.packages.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -269,8 +269,9 @@ impl Workspace {
         cache.root = ws.root.clone();
         cache.target_dir = ws.target_dir.clone();
         cache.skipped_doctests = ws.skipped_doctests;
-        // The key over the packages cargo just reported.
-        cache.workspace_key = workspace_key(command, args, cache).unwrap_or_default();
+        // The key over the packages cargo just reported, kept only if none of its files changed
+        // since cargo started reading them.
+        cache.workspace_key = key_after(started, |k| workspace_key(command, args, cache, k)).unwrap_or_default();
         Ok(ws)
     }
 

@@ -37,6 +37,7 @@ mod derivation;
 mod error;
 mod eval;
 mod interrupt;
+mod roots;
 pub mod settings;
 mod source;
 mod store;

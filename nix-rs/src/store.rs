@@ -428,37 +428,6 @@ impl Store {
         self.local_dir("state", "NIX_STATE_DIR", "nix/var/nix")
     }
 
-    /// Registers `link`, a symlink outside the store that points into it, as an indirect
-    /// garbage-collector root (what `nix build` does for `./result`): while `link` exists and
-    /// points to a store path, the collector keeps that path; once `link` is removed, the root
-    /// is stale and the path can be collected.
-    ///
-    /// This writes `<state>/gcroots/auto/<hash of link>` → `link`, as Nix's own
-    /// `addIndirectRoot` does (the 2.26 C API has no function for it), so it needs a store on
-    /// this machine and write access to its state directory.
-    pub fn add_indirect_root(&self, link: &Path) -> Result<()> {
-        let link = std::path::absolute(link).map_err(|e| Error::io("resolving GC root", link, e))?;
-        let state = self.state_dir().ok_or_else(|| {
-            Error::invalid(
-                "GC root",
-                format!("store '{}' is not on this machine; cannot add a root", self.requested_uri),
-            )
-        })?;
-        let auto = state.join("gcroots/auto");
-        std::fs::create_dir_all(&auto).map_err(|e| Error::io("creating GC roots directory", &auto, e))?;
-        let name = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            link.hash(&mut h);
-            format!("libnix-{:016x}", h.finish())
-        };
-        let root = auto.join(name);
-        let tmp = auto.join(format!(".tmp-{}-{:?}", std::process::id(), std::thread::current().id()));
-        let _ = std::fs::remove_file(&tmp);
-        std::os::unix::fs::symlink(&link, &tmp).map_err(|e| Error::io("creating GC root", &tmp, e))?;
-        std::fs::rename(&tmp, &root).map_err(|e| Error::io("creating GC root", &root, e))
-    }
-
     /// The build log of `drv_path`, if this store keeps one on this machine.
     pub fn build_log(&self, drv_path: &StorePath) -> Result<Option<String>> {
         let Some(dir) = self.log_dir() else { return Ok(None) };

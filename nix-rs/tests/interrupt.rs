@@ -57,11 +57,10 @@ fn interrupt_kills_the_builder_and_realise_reports_interrupted() {
         let pids: Vec<i32> = pids.split_whitespace().map(|p| p.parse().unwrap()).collect();
         assert!(pids.iter().all(|&p| !process_gone(p)), "the builder is running");
 
-        let start = Instant::now();
         nix_rs::interrupt();
         assert!(nix_rs::is_interrupted());
-        let result = rx.recv_timeout(Duration::from_secs(10)).expect("realise did not return after interrupt()");
-        assert!(start.elapsed() < Duration::from_secs(5), "took {:?}", start.elapsed());
+        // The builder sleeps 60 s: returning before that is the interrupt's doing.
+        let result = rx.recv_timeout(Duration::from_secs(30)).expect("realise did not return after interrupt()");
         let e = result.unwrap_err();
         assert!(matches!(e, Error::Interrupted(_)), "{e:?}");
         assert!(e.is_interrupted() && e.as_build_failure().is_none());
@@ -77,12 +76,11 @@ fn interrupt_kills_the_builder_and_realise_reports_interrupted() {
     // Nothing was registered, and the store is consistent.
     let verify = nix_cli("nix-store", t.uri()).args(["--verify", "--check-contents"]).output().unwrap();
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
-    assert!(!t.is_valid_path(&out).unwrap_or(false));
+    assert!(!t.is_valid_path(&out).unwrap());
     assert!(!out.as_path().exists() && !t.store_dir_path().join(out.base_name()).exists(), "half-written output");
 
     // Later realises do not build.
-    let start = Instant::now();
     let e = t.realise(&again.drv_path).unwrap_err();
     assert!(e.is_interrupted(), "{e:?}");
-    assert!(start.elapsed() < Duration::from_secs(1));
+    assert!(!t.is_valid_path(&again.outputs["out"]).unwrap(), "built after the interrupt");
 }

@@ -1,11 +1,11 @@
-//! Store, StorePath, settings and init against real temporary stores.
+//! Store, StorePath and init against real temporary stores (settings: tests/settings.rs).
 
 mod common;
 
 use std::collections::HashSet;
 
 use nix_rs::testing::TempStore;
-use nix_rs::{Error, Store, settings};
+use nix_rs::{Error, Store};
 
 #[test]
 fn opens_a_temp_store_and_reports_it() {
@@ -46,18 +46,6 @@ fn binary_cache_store_opens() {
 }
 
 #[test]
-fn a_store_can_become_the_default_for_helper_processes() {
-    let t = TempStore::with_params(&[("path-info-cache-size", "100")]).unwrap();
-    assert!(t.is_on_this_machine());
-    let uri = t.uri_with_params();
-    assert_eq!(uri, format!("{}&path-info-cache-size=100", t.uri()));
-    let before = settings::get("store").unwrap();
-    t.set_as_default().unwrap();
-    assert_eq!(settings::get("store").unwrap(), uri);
-    settings::set("store", &before).unwrap();
-}
-
-#[test]
 fn parses_store_paths() {
     let t = TempStore::new().unwrap();
     let dir = t.store_dir_path();
@@ -88,18 +76,6 @@ fn malformed_and_outside_paths_are_rejected_with_nix_message() {
     assert!(e.to_string().contains("not in the Nix store"), "{e}");
     let e = t.parse_path("a\0b").unwrap_err();
     assert!(matches!(e, Error::NulByte { .. }));
-}
-
-#[test]
-fn settings_round_trip_and_bad_key() {
-    // A setting no concurrent test reads (settings are process-wide and unlocked in Nix).
-    settings::set("tarball-ttl", "1234").unwrap();
-    assert_eq!(settings::get("tarball-ttl").unwrap(), "1234");
-    settings::set("tarball-ttl", "3600").unwrap();
-    let e = settings::get("no-such-setting-xyz").unwrap_err();
-    assert!(e.to_string().contains("no-such-setting-xyz"), "{e}");
-    let e = settings::set("no-such-setting-xyz", "1").unwrap_err();
-    assert!(e.to_string().contains("no-such-setting-xyz"), "{e}");
 }
 
 #[test]

@@ -190,3 +190,5 @@ impl Fixture {
         (expected, got, run)
     }
 }
+
+pub mod users;

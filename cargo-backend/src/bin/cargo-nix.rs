@@ -30,6 +30,7 @@ use cargo_backend::install::list_roots;
 use cargo_backend::messages::{self, MessageFormat};
 use cargo_backend::plan::{ArtifactKind, Plan, PlannedUnit};
 use cargo_backend::spec::{Action, SPEC_ENV, UnitSpec};
+use cargo_backend::toolchain::ToolchainSource;
 use cargo_backend::{BuildOptions, CargoArgs, CargoCommand, Failure, Outcome, Reporter, Stop, Toolchain, Workspace};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
@@ -138,6 +139,19 @@ struct BuildArgs {
     /// derivation per library) instead of waiting for their code.
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = Switch::Off)]
     pipelining: Switch,
+    /// Where builds take rustc from: `store` adds rustc's sysroot to the store (once, by
+    /// content), `host` uses it where it is installed, `auto` (default) picks `store` for a
+    /// daemon store or with Nix's sandbox on.
+    #[arg(long, value_enum, value_name = "WHERE", default_value_t = ToolchainFrom::Auto)]
+    toolchain: ToolchainFrom,
+}
+
+/// `--toolchain`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ToolchainFrom {
+    Auto,
+    Store,
+    Host,
 }
 
 /// On or off.
@@ -628,8 +642,20 @@ fn build_in(
     let ws = Workspace::load_cached(command, &cargo_args, &mut cache)?;
     let cargo_time = start.elapsed();
     let toolchain = Toolchain::detect_cached(&mut cache)?;
-    let toolchain_time = start.elapsed() - cargo_time;
     let (store, local_store) = open_stores(args)?;
+    let source = match args.toolchain {
+        ToolchainFrom::Auto => ToolchainSource::Auto,
+        ToolchainFrom::Store => ToolchainSource::Store,
+        ToolchainFrom::Host => ToolchainSource::Host,
+    };
+    let (toolchain, imported) = toolchain.for_store(source, &store, &mut cache)?;
+    if let Some(took) = imported {
+        status.line(
+            "Added",
+            &format!("toolchain {} to the store in {:.1}s", toolchain.sysroot.display(), took.as_secs_f64()),
+        );
+    }
+    let toolchain_time = start.elapsed() - cargo_time;
     let mut options = BuildOptions {
         keep_going: args.keep_going,
         cache: args.cache.clone(),

@@ -30,7 +30,8 @@ impl TestDaemon {
         for (k, v) in nix_rs::testing::TEST_SETTINGS {
             cmd.args(["--option", k, v]);
         }
-        let child = cmd
+        // Its own process group, so that drop stops the workers it forks per connection too.
+        let child = std::os::unix::process::CommandExt::process_group(&mut cmd, 0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -57,7 +58,11 @@ impl TestDaemon {
 
 impl Drop for TestDaemon {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        if let Ok(None) = self.child.try_wait() {
+            // SAFETY: signals the process group of a child we started and have not reaped, so
+            // its id cannot belong to anyone else.
+            unsafe { libc::kill(-(self.child.id() as libc::pid_t), libc::SIGTERM) };
+        }
         let _ = self.child.wait();
     }
 }
