@@ -24,43 +24,43 @@ pub const BINDIR: &str = env!("NIX_SYS_BINDIR");
 /// The directory holding the Nix C API libraries.
 pub const LIBDIR: &str = env!("NIX_SYS_LIBDIR");
 
-/// Nix 2.26 only: the C++ globals that decide whether build log lines are echoed to stderr.
+/// The C++ symbols nix-rs reaches where no release's C API has a function.
 ///
-/// The 2.26 C API has no way to keep a builder's output off the embedding process's stderr
-/// (2.27+ does not need this module either way: nix-rs uses it only under `cfg(nix_2_26)`).
-/// These are two plain, non-template symbols of `libnixutil` in that release series (whose
-/// symbol set never changes within the series):
-/// - `nix::Logger * nix::logger` (a raw pointer in 2.26; a `unique_ptr` from 2.28 on),
-/// - `nix::Logger * nix::makeSimpleLogger(bool printBuildLogs)`,
-/// - `nix::Verbosity nix::verbosity` (an `enum` with `int`-sized representation),
-/// - `void nix::unix::triggerInterrupt()` (what the `nix` CLI's signal thread calls on SIGINT).
+/// Each one is declared in a header Nix installs and is defined, with the same signature, in
+/// every release from 2.26 to 2.35 (read at each release tag of NixOS/nix). Each is a free
+/// function taking nothing or a reference, or a plain global of `int`-sized enum type, so it
+/// has the C calling convention / layout on every platform Nix supports.
 ///
-/// A free C++ function taking a `bool` (or nothing) and returning a pointer (or nothing) has the
-/// C calling convention on every platform Nix supports.
-#[cfg(nix_2_26)]
-pub mod cxx_2_26 {
-    use std::ffi::c_void;
-
-    /// `nix::Verbosity::lvlError`: only errors are printed.
-    pub const LVL_ERROR: u32 = 0;
-    /// `nix::Verbosity::lvlInfo`: Nix's default.
-    pub const LVL_INFO: u32 = 3;
-
+/// - `void nix::unix::triggerInterrupt()` (libnixutil, `nix/util/signals-impl.hh`; 2.26–2.35):
+///   what the `nix` CLI's signal thread calls on SIGINT. No release has a C function for it.
+/// - before 2.32 only: `void nix::setLogFormat(const nix::LogFormat &)` (libnixmain,
+///   `loggers.hh`) and `nix::Verbosity nix::verbosity` (libnixutil, `logging.hh`). From 2.32
+///   the C API has `nix_set_log_format` and `nix_set_verbosity`, which do exactly this.
+pub mod cxx {
     unsafe extern "C" {
-        /// `nix::logger`.
-        #[link_name = "_ZN3nix6loggerE"]
-        pub static mut logger: *mut c_void;
-        /// `nix::verbosity`.
-        #[link_name = "_ZN3nix9verbosityE"]
-        pub static mut verbosity: u32;
-        /// `nix::makeSimpleLogger(bool)`.
-        #[link_name = "_ZN3nix16makeSimpleLoggerEb"]
-        pub fn makeSimpleLogger(print_build_logs: bool) -> *mut c_void;
         /// `nix::unix::triggerInterrupt()`: sets Nix's process-wide interrupt flag (so the next
         /// `checkInterrupt()` on each thread throws `nix::Interrupted`) and runs the registered
         /// interrupt callbacks, catching what they throw. Not async-signal-safe (it takes a
         /// mutex): call it from a thread, not from a signal handler.
         #[link_name = "_ZN3nix4unix16triggerInterruptEv"]
         pub fn triggerInterrupt();
+    }
+
+    /// `nix::LogFormat::raw`: the simple logger, without builders' output.
+    #[cfg(not(nix_at_least_2_32))]
+    pub const LOG_FORMAT_RAW: u32 = 0;
+    /// `nix::Verbosity::lvlError`: only errors are printed.
+    #[cfg(not(nix_at_least_2_32))]
+    pub const LVL_ERROR: u32 = 0;
+
+    #[cfg(not(nix_at_least_2_32))]
+    unsafe extern "C" {
+        /// `nix::setLogFormat(const LogFormat &)`: replaces Nix's logger by the default one for
+        /// that format (`raw`: a simple logger that does not print builders' output).
+        #[link_name = "_ZN3nix12setLogFormatERKNS_9LogFormatE"]
+        pub fn setLogFormat(format: *const u32);
+        /// `nix::verbosity`.
+        #[link_name = "_ZN3nix9verbosityE"]
+        pub static mut verbosity: u32;
     }
 }
