@@ -28,9 +28,16 @@
 //! - [`settings::set`] changes process-wide state: call it before other threads use Nix.
 //!
 //! # Nix versions
-//! Built against the Nix found by `nix-sys`. On Nix 2.26, `nix_store_realise` reports a failed
-//! build as success; [`Store::realise`] checks that every output is valid and turns a failure
-//! into [`Error::BuildFailed`] with the tail of the build log.
+//! Built against the Nix found by `nix-sys` (2.26 to 2.35), using that release's own C API:
+//! one code path per capability, chosen at compile time from nix-sys's `nix_at_least_2_MM`
+//! cfgs. [`capabilities()`] says what the linked Nix can do; an operation it cannot do returns
+//! [`Error::Unsupported`]. On 2.26–2.32, `nix_store_realise` reports a failed build as success;
+//! [`Store::realise`] checks that every output is valid and turns a failure into
+//! [`Error::BuildFailed`] with the tail of the build log (2.33+ reports it itself).
+//!
+//! # Store scripting
+//! [`Store::derivation`], [`Store::closure`], [`Store::copy_path_to`] and [`Store::add_text`];
+//! see the table in the README ("Supported Nix versions") for how each version does them.
 
 mod c_path;
 mod capabilities;
