@@ -199,33 +199,65 @@ impl DerivationBuilder {
     /// `nix_add_derivation`, without the evaluator; before, through the evaluator's
     /// `builtins.derivationStrict`. Both write the same `.drv` for the same description.
     pub fn create(&self, store: &Store) -> Result<DerivationOutputs> {
-        self.validate()?;
-        let system = match &self.system {
-            Some(s) => s.clone(),
-            None => crate::settings::get("system")?,
-        };
-        self.create_in(store, system)
+        let mut all = Self::create_all(store, std::slice::from_ref(self))?;
+        all.pop().ok_or_else(|| Error::invalid("derivation", format!("Nix created nothing for '{}'", self.name)))
+    }
+
+    /// Creates several derivations at once, in order. Their inputs must already be in the
+    /// store (a derivation's path is known only once it is created, so a batch holds
+    /// derivations that do not depend on each other). On
+    /// Nix 2.26–2.32 this is one call into the evaluator for the whole batch; on 2.33+ a loop
+    /// of [`DerivationBuilder::create`]. Every description is validated before anything is
+    /// written; a failure part-way leaves the earlier derivations in the store (they are valid
+    /// on their own, and unreferenced ones are garbage).
+    pub fn create_all(store: &Store, builders: &[DerivationBuilder]) -> Result<Vec<DerivationOutputs>> {
+        let mut specs = Vec::with_capacity(builders.len());
+        let mut default_system = None;
+        for b in builders {
+            b.validate()?;
+            let mut spec = b.clone();
+            if spec.system.is_none() {
+                if default_system.is_none() {
+                    default_system = Some(crate::settings::get("system")?);
+                }
+                spec.system = default_system.clone();
+            }
+            specs.push(spec);
+        }
+        Self::create_specs(store, specs)
     }
 
     #[cfg(nix_at_least_2_33)]
-    fn create_in(&self, store: &Store, system: String) -> Result<DerivationOutputs> {
-        let json = crate::derivation_json::to_json_v4(self, &system, &store.store_dir()?)?;
-        let drv_path = store.add_derivation_json(&json, &self.name)?;
-        let drv = store.derivation(&drv_path)?;
-        let outputs = drv.outputs.iter().map(|(k, v)| (k.clone(), StorePath::from_valid(v))).collect();
-        Ok(DerivationOutputs { drv_path, outputs })
+    fn create_specs(store: &Store, specs: Vec<DerivationBuilder>) -> Result<Vec<DerivationOutputs>> {
+        let store_dir = store.store_dir()?;
+        specs
+            .iter()
+            .map(|spec| {
+                let system = spec.system.clone().unwrap_or_default();
+                let json = crate::derivation_json::to_json_v4(spec, &system, &store_dir)?;
+                let drv_path = store.add_derivation_json(&json, &spec.name)?;
+                let drv = store.derivation(&drv_path)?;
+                let outputs = drv.outputs.iter().map(|(k, v)| (k.clone(), StorePath::from_valid(v))).collect();
+                Ok(DerivationOutputs { drv_path, outputs })
+            })
+            .collect()
     }
 
     #[cfg(not(nix_at_least_2_33))]
-    fn create_in(&self, store: &Store, system: String) -> Result<DerivationOutputs> {
-        let mut spec = self.clone();
-        spec.system = Some(system);
-        let json = serde_json::to_string(&spec).map_err(|e| Error::invalid("derivation", e.to_string()))?;
-        let (drv_path, outputs) = crate::eval::create_derivation(store, &self.name, json)?;
-        Ok(DerivationOutputs {
-            drv_path: StorePath::from_valid(&drv_path),
-            outputs: outputs.into_iter().map(|(k, v)| (k, StorePath::from_valid(&v))).collect(),
-        })
+    fn create_specs(store: &Store, specs: Vec<DerivationBuilder>) -> Result<Vec<DerivationOutputs>> {
+        let names = match specs.as_slice() {
+            [one] => format!("'{}'", one.name),
+            many => format!("batch of {} ({}, …)", many.len(), many.first().map_or("", |b| b.name.as_str())),
+        };
+        let json = serde_json::to_string(&specs).map_err(|e| Error::invalid("derivation", e.to_string()))?;
+        let created = crate::eval::create_derivations(store, &names, json)?;
+        Ok(created
+            .into_iter()
+            .map(|(drv_path, outputs)| DerivationOutputs {
+                drv_path: StorePath::from_valid(&drv_path),
+                outputs: outputs.into_iter().map(|(k, v)| (k, StorePath::from_valid(&v))).collect(),
+            })
+            .collect())
     }
 }
 

@@ -25,23 +25,27 @@ use crate::error::{Error, Result};
 use crate::source::FileKind;
 use crate::store::Store;
 
-/// Creates a derivation from the JSON written by `DerivationBuilder::create` and returns
-/// `{ drvPath, <output> = path; … }` as JSON. `outputs` is passed only when it is not the
+/// Creates derivations from a JSON list of the descriptions written by
+/// `DerivationBuilder::create` and returns a list of `{ drvPath, <output> = path; … }` as JSON
+/// (one call for a whole batch: `DerivationBuilder::create_all`). `outputs` is passed only when it is not the
 /// default `[ "out" ]`, so that the result is the very derivation that the equivalent
 /// `derivation { … }` expression gives (the attribute would otherwise land in the env).
 #[cfg(not(nix_at_least_2_33))]
 const DERIVATION_HELPER: &str = r#"
 json:
 let
-  d = builtins.fromJSON json;
-  context =
-    builtins.mapAttrs (_: outputs: { inherit outputs; }) d.inputDrvs
-    // builtins.listToAttrs (map (p: { name = p; value = { path = true; }; }) d.inputSrcs);
+  create = d:
+    let
+      context =
+        builtins.mapAttrs (_: outputs: { inherit outputs; }) d.inputDrvs
+        // builtins.listToAttrs (map (p: { name = p; value = { path = true; }; }) d.inputSrcs);
+    in
+    builtins.derivationStrict (d.env // {
+      inherit (d) name system args;
+      builder = builtins.appendContext d.builder context;
+    } // (if d.outputs == [ "out" ] then { } else { inherit (d) outputs; }));
 in
-builtins.toJSON (builtins.derivationStrict (d.env // {
-  inherit (d) name system args;
-  builder = builtins.appendContext d.builder context;
-} // (if d.outputs == [ "out" ] then { } else { inherit (d) outputs; })))
+builtins.toJSON (map create (builtins.fromJSON json))
 "#;
 
 /// Adds a path to the store, filtered: `path: name: filter: <store path>`.
@@ -143,27 +147,32 @@ fn call(make: impl FnOnce(Sender<Result<String>>) -> Request) -> Result<String> 
     reply_rx.recv().map_err(|_| Error::EvaluatorGone)?
 }
 
-/// Creates a derivation; returns (drv path, output name → path).
+/// Creates derivations from a JSON list of descriptions (`names` names them, for errors);
+/// returns, per derivation, (drv path, output name → path).
 #[cfg(not(nix_at_least_2_33))]
-pub(crate) fn create_derivation(
+pub(crate) fn create_derivations(
     store: &Store,
-    name: &str,
+    names: &str,
     json: String,
-) -> Result<(String, std::collections::BTreeMap<String, String>)> {
+) -> Result<Vec<(String, std::collections::BTreeMap<String, String>)>> {
     let out =
         call(|reply| Request::CreateDerivation { store: StoreRef { id: store.id, ptr: store.as_ptr() }, json, reply })
             .map_err(|e| match e {
                 Error::Nix { doing: _, code, name: n, message } => {
-                    Error::Nix { doing: format!("creating derivation '{name}'"), code, name: n, message }
+                    Error::Nix { doing: format!("creating derivation {names}"), code, name: n, message }
                 }
                 other => other,
             })?;
-    let mut attrs: std::collections::BTreeMap<String, String> = serde_json::from_str(&out)
-        .map_err(|e| Error::invalid("derivation", format!("unexpected result from Nix for '{name}': {e}")))?;
-    let drv = attrs
-        .remove("drvPath")
-        .ok_or_else(|| Error::invalid("derivation", format!("Nix returned no drvPath for '{name}'")))?;
-    Ok((drv, attrs))
+    let list: Vec<std::collections::BTreeMap<String, String>> = serde_json::from_str(&out)
+        .map_err(|e| Error::invalid("derivation", format!("unexpected result from Nix for {names}: {e}")))?;
+    list.into_iter()
+        .map(|mut attrs| {
+            let drv = attrs
+                .remove("drvPath")
+                .ok_or_else(|| Error::invalid("derivation", format!("Nix returned no drvPath for {names}")))?;
+            Ok((drv, attrs))
+        })
+        .collect()
 }
 
 /// Adds `path` to the store under `name`, keeping what `filter` accepts.
