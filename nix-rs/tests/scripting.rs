@@ -153,3 +153,38 @@ fn copy_one_path_between_stores() {
         }
     }
 }
+
+#[test]
+fn create_all_makes_the_same_derivations_as_one_by_one() {
+    let t = TempStore::new().unwrap();
+    let builders: Vec<DerivationBuilder> = (0..5)
+        .map(|i| {
+            let mut b = DerivationBuilder::new(format!("batch-{i}"), "/bin/sh");
+            b.args(["-c", &format!("echo {i} > $out")]);
+            b
+        })
+        .collect();
+    let all = DerivationBuilder::create_all(&t, &builders).unwrap();
+    assert_eq!(all.len(), 5);
+    for (b, made) in builders.iter().zip(&all) {
+        assert_eq!(&b.create(&t).unwrap(), made, "batch and single agree");
+        assert!(t.is_valid_path(&made.drv_path).unwrap());
+    }
+    let out = t.realise(&all[3].drv_path).unwrap();
+    assert_eq!(fs::read_to_string(out["out"].as_path()).unwrap(), "3\n");
+    assert!(DerivationBuilder::create_all(&t, &[]).unwrap().is_empty());
+}
+
+#[test]
+fn create_all_validates_everything_before_writing() {
+    let t = TempStore::new().unwrap();
+    let good = DerivationBuilder::new("good-first", "/bin/sh");
+    let bad = DerivationBuilder::new("bad name!", "/bin/sh");
+    let e = DerivationBuilder::create_all(&t, &[good.clone(), bad]).unwrap_err();
+    assert!(e.to_string().contains("'bad name!'"), "{e}");
+    // The good one was not written: the store holds no path at all yet.
+    let entries: Vec<String> = fs::read_dir(t.store_dir_path())
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    assert!(entries.iter().all(|e| e.starts_with('.')), "nothing written before the batch validated: {entries:?}");
+}
