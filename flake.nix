@@ -18,10 +18,37 @@
       ];
       forAllSystems = f: nixpkgs.lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
 
-      # The Nix whose C API (nix-util-c, nix-store-c, nix-expr-c) nix-sys binds: 2.26 is the
-      # tested series (see README, "Supported Nix versions"); a nixpkgs without it falls back
-      # to its stable Nix, which nix-sys accepts (>= 2.26) but which is untested.
-      nixFor = pkgs: pkgs.nixVersions.nix_2_26 or pkgs.nixVersions.stable;
+      # The Nix whose C API (nix-util-c, nix-store-c, nix-expr-c, nix-main-c) nix-sys binds.
+      # nix-sys supports Nix 2.26 to 2.35 (see README, "Supported Nix versions"); 2.26 is the
+      # series CI tests, so it comes first. The first of these attributes that this nixpkgs
+      # has is used; there is no fallback to `nixVersions.stable` or `pkgs.nix`, and a Nix
+      # outside the range stops evaluation with its version named.
+      supportedNixAttrs = [
+        "nix_2_26"
+        "nix_2_28"
+        "nix_2_29"
+        "nix_2_30"
+        "nix_2_31"
+        "nix_2_32"
+        "nix_2_33"
+        "nix_2_34"
+        "nix_2_35"
+      ];
+      nixFor =
+        pkgs:
+        let
+          lib = nixpkgs.lib;
+          attr = lib.findFirst (a: pkgs.nixVersions ? ${a}) null supportedNixAttrs;
+          nix =
+            if attr == null then
+              throw "libnix: this nixpkgs has none of nixVersions.{${lib.concatStringsSep "," supportedNixAttrs}}; nix-sys supports Nix 2.26 to 2.35"
+            else
+              pkgs.nixVersions.${attr};
+        in
+        if lib.versionAtLeast nix.version "2.26" && lib.versionOlder nix.version "2.36" then
+          nix
+        else
+          throw "libnix: nixVersions.${attr} is Nix ${nix.version}; nix-sys supports Nix 2.26 to 2.35";
     in
     {
       packages = forAllSystems (

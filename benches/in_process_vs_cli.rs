@@ -1,7 +1,12 @@
 //! In-process calls through nix-rs against spawning the `nix` CLI, side by side in one run.
 //!
 //! - `create_derivation`: one new derivation, in-process (`DerivationBuilder::create`) vs
-//!   writing the equivalent `.nix` file and spawning `nix-instantiate` on it.
+//!   writing the equivalent `.nix` file and spawning `nix-instantiate` on it. Variants of the
+//!   in-process side: `in_process_fsync_metadata_off` (a second store opened with Nix's
+//!   `fsync-metadata = false`, so its sqlite runs with `synchronous = off`) and
+//!   `in_process_batched` (`DerivationBuilder::create_all`, 100 per call; the time shown is per
+//!   derivation), and both (`in_process_batched_fsync_metadata_off`). The store lives under
+//!   `$TMPDIR` (run with `TMPDIR=/dev/shm` to see what the file system costs).
 //! - `realise_valid`: realising a derivation whose outputs are already valid, in-process
 //!   (`Store::realise`) vs spawning `nix-store --realise` and `nix build`.
 //!
@@ -24,12 +29,14 @@ fn run(mut cmd: Command) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+fn builder(system: &str, n: u64) -> DerivationBuilder {
+    let mut b = DerivationBuilder::new(format!("bench-{n}"), "/bin/sh");
+    b.system(system).args(["-c", &format!("echo {n} > $out")]);
+    b
+}
+
 fn new_drv(store: &Store, system: &str, n: u64) -> nix_rs::DerivationOutputs {
-    DerivationBuilder::new(format!("bench-{n}"), "/bin/sh")
-        .system(system)
-        .args(["-c", &format!("echo {n} > $out")])
-        .create(store)
-        .unwrap()
+    builder(system, n).create(store).unwrap()
 }
 
 fn nix_file(dir: &Path, system: &str, n: u64) -> PathBuf {
@@ -53,8 +60,28 @@ fn benches(c: &mut Criterion) {
     cmd.arg(nix_file(files.path(), &system, n));
     assert_eq!(run(cmd), ours.drv_path.as_str(), "in-process and nix-instantiate disagree");
 
+    nix_rs::settings::set("fsync-metadata", "false").unwrap();
+    let unsynced = TempStore::new().unwrap();
+    nix_rs::settings::set("fsync-metadata", "true").unwrap();
+
     let mut g = c.benchmark_group("create_derivation");
     g.bench_function("in_process", |b| b.iter(|| new_drv(&t, &system, COUNTER.fetch_add(1, Ordering::Relaxed))));
+    g.bench_function("in_process_fsync_metadata_off", |b| {
+        b.iter(|| new_drv(&unsynced, &system, COUNTER.fetch_add(1, Ordering::Relaxed)))
+    });
+    for (name, store) in [("in_process_batched", &t), ("in_process_batched_fsync_metadata_off", &unsynced)] {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let all: Vec<DerivationBuilder> =
+                    (0..iters).map(|_| builder(&system, COUNTER.fetch_add(1, Ordering::Relaxed))).collect();
+                let start = std::time::Instant::now();
+                for chunk in all.chunks(100) {
+                    DerivationBuilder::create_all(store, chunk).unwrap();
+                }
+                start.elapsed()
+            })
+        });
+    }
     g.bench_function("nix_instantiate", |b| {
         b.iter(|| {
             let file = nix_file(files.path(), &system, COUNTER.fetch_add(1, Ordering::Relaxed));

@@ -2,7 +2,7 @@
 //!
 //! Order, as in openssl-sys and libgit2-sys:
 //! 1. `NIX_SYS_INCLUDE_DIR` + `NIX_SYS_LIB_DIR` (+ `NIX_SYS_VERSION`): use exactly these.
-//! 2. pkg-config, `nix-util-c`, `nix-store-c`, `nix-expr-c` in [`MIN_VERSION`, `MAX_VERSION`).
+//! 2. pkg-config, `nix-util-c`, `nix-store-c`, `nix-expr-c`, `nix-main-c` in [`MIN_VERSION`, `MAX_VERSION`).
 //! 3. pkg-config again, with the prefix that `scripts/setup-nix` builds appended to
 //!    `PKG_CONFIG_PATH`, so that after one run of that script plain `cargo build` works.
 //!
@@ -10,19 +10,25 @@
 //! `DEP_NIX_CFGS` (the version cfgs below, comma separated).
 //!
 //! Version cfgs: `nix_at_least_2_MM` for every minor release from 2.22 up to the one found, so
-//! code reads e.g. `#[cfg(nix_at_least_2_33)]`, and `nix_2_26` when exactly 2.26.x is found
-//! (that series needs workarounds that later ones do not).
+//! code reads e.g. `#[cfg(nix_at_least_2_33)]`, and `nix_2_26` when exactly 2.26.x is found.
+//!
+//! Supported: Nix 2.26 to 2.35 (`build/version.rs`). Anything else stops the build with a
+//! message naming the version found, the range and the overrides; `NIX_SYS_ALLOW_UNTESTED=1`
+//! accepts a newer release.
 
 use std::env;
 use std::path::{Path, PathBuf};
 
+#[path = "build/version.rs"]
+mod version;
+
 const MIN_VERSION: &str = "2.26";
+/// pkg-config accepts any 2.x from 2.26; the supported range is checked after (see
+/// `build/version.rs`), so that a too-new Nix gets a message naming it rather than "not found".
 const MAX_VERSION: &str = "3.0";
-/// Minor releases we emit `nix_at_least_2_*` cfgs for (the C API appeared in 2.22).
-const KNOWN_MINORS: std::ops::RangeInclusive<u32> = 22..=40;
 /// The version `scripts/setup-nix` builds, and so the name of its cache prefix.
 const SETUP_NIX_VERSION: &str = "2.26.3";
-const LIBRARIES: [&str; 3] = ["nix-util-c", "nix-store-c", "nix-expr-c"];
+const LIBRARIES: [&str; 4] = ["nix-util-c", "nix-store-c", "nix-expr-c", "nix-main-c"];
 
 /// Reads an environment variable and tells cargo to rerun when it changes.
 fn env(name: &str) -> Option<String> {
@@ -32,6 +38,8 @@ fn env(name: &str) -> Option<String> {
 
 struct Found {
     version: String,
+    /// Where the version came from (for error messages).
+    source: String,
     include_dirs: Vec<PathBuf>,
     lib_dirs: Vec<PathBuf>,
     prefix: Option<PathBuf>,
@@ -40,26 +48,27 @@ struct Found {
 fn main() {
     println!("cargo::rerun-if-changed=wrapper.h");
     println!("cargo::rerun-if-changed=build.rs");
+    println!("cargo::rerun-if-changed=build/version.rs");
     let found = find_nix().unwrap_or_else(|e| {
         eprintln!("{e}");
         panic!("{e}");
     });
-    let (major, minor) = parse_version(&found.version)
-        .unwrap_or_else(|| panic!("nix-sys: cannot read the Nix version {:?}", found.version));
+    let allow_untested = env(version::ALLOW_UNTESTED_VAR).is_some_and(|v| v == "1");
+    let (major, minor) = version::check_version(&found.version, &found.source, allow_untested).unwrap_or_else(|e| {
+        eprintln!("{e}");
+        panic!("{e}");
+    });
 
-    let mut cfgs = Vec::new();
-    for m in KNOWN_MINORS {
-        println!("cargo::rustc-check-cfg=cfg(nix_at_least_2_{m})");
-        if major > 2 || minor >= m {
-            cfgs.push(format!("nix_at_least_2_{m}"));
-        }
+    for name in version::all_cfg_names() {
+        println!("cargo::rustc-check-cfg=cfg({name})");
     }
-    println!("cargo::rustc-check-cfg=cfg(nix_2_26)");
-    if (major, minor) == (2, 26) {
-        cfgs.push("nix_2_26".to_owned());
-        // 2.26 has no C function to quiet the build log echo; nix-rs reaches the two C++
-        // globals that do it (see src/lib.rs), which live in libnixutil itself.
-        println!("cargo::rustc-link-lib=dylib=nixutil");
+    let cfgs = version::version_cfgs(major, minor);
+    // The few C++ symbols nix-rs reaches where the C API has no function (see src/lib.rs,
+    // `cxx`): `nix::unix::triggerInterrupt` (libnixutil, every version) and, before 2.32,
+    // `nix::setLogFormat` (libnixmain) and `nix::verbosity` (libnixutil).
+    println!("cargo::rustc-link-lib=dylib=nixutil");
+    if (major, minor) < (2, 32) {
+        println!("cargo::rustc-link-lib=dylib=nixmain");
     }
     for cfg in &cfgs {
         println!("cargo::rustc-cfg={cfg}");
@@ -89,11 +98,6 @@ fn main() {
     generate_bindings(&found.include_dirs);
 }
 
-fn parse_version(v: &str) -> Option<(u32, u32)> {
-    let mut parts = v.split(|c: char| !c.is_ascii_digit());
-    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
-}
-
 fn find_nix() -> Result<Found, String> {
     let include = env("NIX_SYS_INCLUDE_DIR");
     let lib = env("NIX_SYS_LIB_DIR");
@@ -104,12 +108,13 @@ fn find_nix() -> Result<Found, String> {
                 "nix-sys: NIX_SYS_INCLUDE_DIR and NIX_SYS_LIB_DIR are set, so NIX_SYS_VERSION \
                  (e.g. 2.26.3) must be set too",
             )?;
-            for name in ["nixutilc", "nixstorec", "nixexprc"] {
+            for name in ["nixutilc", "nixstorec", "nixexprc", "nixmainc"] {
                 println!("cargo::rustc-link-lib=dylib={name}");
             }
             println!("cargo::rustc-link-search=native={lib}");
             return Ok(Found {
                 version,
+                source: "NIX_SYS_VERSION".into(),
                 include_dirs: vec![include.into()],
                 prefix: Path::new(&lib).parent().map(Path::to_path_buf),
                 lib_dirs: vec![lib.into()],
@@ -174,6 +179,7 @@ fn probe_pkg_config() -> Result<Found, String> {
         match &mut found {
             None => {
                 found = Some(Found {
+                    source: format!("pkg-config {name}"),
                     version: lib.version,
                     include_dirs: lib.include_paths,
                     lib_dirs: lib.link_paths,

@@ -3,3 +3,4 @@
 #include <nix_api_store.h>
 #include <nix_api_expr.h>
 #include <nix_api_value.h>
+#include <nix_api_main.h>

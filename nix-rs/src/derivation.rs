@@ -1,10 +1,13 @@
 //! Creating derivations in-process, and reading `.drv` files.
 //!
-//! On Nix 2.26 the C API has no function that writes a derivation, so [`DerivationBuilder`]
-//! hands a JSON description to a fixed Nix function (held in this crate as a string, evaluated
-//! once per store on the evaluator thread) that calls `builtins.derivationStrict`. The JSON is
-//! the same data that Nix 2.33's `nix_derivation_from_json` + `nix_add_derivation` take, so that
-//! route can replace this one behind the same API.
+//! Nix 2.33+: [`DerivationBuilder`] writes derivation JSON version 4 (`derivation_json.rs`)
+//! and hands it to `nix_derivation_from_json` + `nix_add_derivation`; no evaluator is involved.
+//!
+//! Nix 2.26–2.32 (2.32's `nix_derivation_from_json` takes JSON version 3 with every output path
+//! already computed, which nix-rs cannot do without Nix's hashing): the C API has no usable
+//! function that writes a derivation, so the builder's fields (serialised below, a format of
+//! nix-rs's own) go to a fixed Nix function (held in this crate as a string, evaluated once
+//! per store on the evaluator thread) that calls `builtins.derivationStrict`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -33,14 +36,14 @@ const RESERVED_ENV: &[&str] =
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DerivationBuilder {
-    name: String,
-    system: Option<String>,
-    builder: String,
-    args: Vec<String>,
-    env: BTreeMap<String, String>,
-    input_drvs: BTreeMap<String, BTreeSet<String>>,
-    input_srcs: BTreeSet<String>,
-    outputs: Vec<String>,
+    pub(crate) name: String,
+    pub(crate) system: Option<String>,
+    pub(crate) builder: String,
+    pub(crate) args: Vec<String>,
+    pub(crate) env: BTreeMap<String, String>,
+    pub(crate) input_drvs: BTreeMap<String, BTreeSet<String>>,
+    pub(crate) input_srcs: BTreeSet<String>,
+    pub(crate) outputs: Vec<String>,
 }
 
 /// The store paths of a created derivation, known before anything is built.
@@ -191,18 +194,70 @@ impl DerivationBuilder {
 
     /// Writes the derivation to `store` and returns its `.drv` path and output paths. Nothing
     /// is built. The inputs must be valid in `store`.
+    ///
+    /// On Nix 2.33+ through `nix_derivation_from_json` (JSON version 4) and
+    /// `nix_add_derivation`, without the evaluator; before, through the evaluator's
+    /// `builtins.derivationStrict`. Both write the same `.drv` for the same description.
     pub fn create(&self, store: &Store) -> Result<DerivationOutputs> {
-        self.validate()?;
-        let mut spec = self.clone();
-        if spec.system.is_none() {
-            spec.system = Some(crate::settings::get("system")?);
+        let mut all = Self::create_all(store, std::slice::from_ref(self))?;
+        all.pop().ok_or_else(|| Error::invalid("derivation", format!("Nix created nothing for '{}'", self.name)))
+    }
+
+    /// Creates several derivations at once, in order. Their inputs must already be in the
+    /// store (a derivation's path is known only once it is created, so a batch holds
+    /// derivations that do not depend on each other). On
+    /// Nix 2.26–2.32 this is one call into the evaluator for the whole batch; on 2.33+ a loop
+    /// of [`DerivationBuilder::create`]. Every description is validated before anything is
+    /// written; a failure part-way leaves the earlier derivations in the store (they are valid
+    /// on their own, and unreferenced ones are garbage).
+    pub fn create_all(store: &Store, builders: &[DerivationBuilder]) -> Result<Vec<DerivationOutputs>> {
+        let mut specs = Vec::with_capacity(builders.len());
+        let mut default_system = None;
+        for b in builders {
+            b.validate()?;
+            let mut spec = b.clone();
+            if spec.system.is_none() {
+                if default_system.is_none() {
+                    default_system = Some(crate::settings::get("system")?);
+                }
+                spec.system = default_system.clone();
+            }
+            specs.push(spec);
         }
-        let json = serde_json::to_string(&spec).map_err(|e| Error::invalid("derivation", e.to_string()))?;
-        let (drv_path, outputs) = crate::eval::create_derivation(store, &self.name, json)?;
-        Ok(DerivationOutputs {
-            drv_path: StorePath::from_valid(&drv_path),
-            outputs: outputs.into_iter().map(|(k, v)| (k, StorePath::from_valid(&v))).collect(),
-        })
+        Self::create_specs(store, specs)
+    }
+
+    #[cfg(nix_at_least_2_33)]
+    fn create_specs(store: &Store, specs: Vec<DerivationBuilder>) -> Result<Vec<DerivationOutputs>> {
+        let store_dir = store.store_dir()?;
+        specs
+            .iter()
+            .map(|spec| {
+                let system = spec.system.clone().unwrap_or_default();
+                let json = crate::derivation_json::to_json_v4(spec, &system, &store_dir)?;
+                let drv_path = store.add_derivation_json(&json, &spec.name)?;
+                let drv = store.derivation(&drv_path)?;
+                let outputs = drv.outputs.iter().map(|(k, v)| (k.clone(), StorePath::from_valid(v))).collect();
+                Ok(DerivationOutputs { drv_path, outputs })
+            })
+            .collect()
+    }
+
+    #[cfg(not(nix_at_least_2_33))]
+    fn create_specs(store: &Store, specs: Vec<DerivationBuilder>) -> Result<Vec<DerivationOutputs>> {
+        let names = match specs.as_slice() {
+            [one] => format!("'{}'", one.name),
+            many => format!("batch of {} ({}, …)", many.len(), many.first().map_or("", |b| b.name.as_str())),
+        };
+        let json = serde_json::to_string(&specs).map_err(|e| Error::invalid("derivation", e.to_string()))?;
+        let created = crate::eval::create_derivations(store, &names, json)?;
+        Ok(created
+            .into_iter()
+            .map(|(drv_path, outputs)| DerivationOutputs {
+                drv_path: StorePath::from_valid(&drv_path),
+                outputs: outputs.into_iter().map(|(k, v)| (k, StorePath::from_valid(&v))).collect(),
+            })
+            .collect())
     }
 }
 

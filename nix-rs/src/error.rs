@@ -134,6 +134,17 @@ pub enum Error {
     /// A Rust callback called by Nix (e.g. a source filter) panicked; the panic was caught.
     #[error("a callback panicked inside Nix: {0}")]
     CallbackPanicked(String),
+    /// The linked Nix cannot do this: its C API lacks what the operation needs (see
+    /// [`crate::capabilities`]). Nothing was done.
+    #[error("{capability} needs Nix {needs} or newer; nix-rs was built against Nix {found}")]
+    Unsupported {
+        /// What was asked for.
+        capability: crate::Capability,
+        /// The first Nix release that can do it (e.g. `2.33`).
+        needs: &'static str,
+        /// The Nix version nix-rs was built against.
+        found: &'static str,
+    },
     /// The evaluator thread is gone (it panicked earlier); derivations can no longer be created.
     #[error("the Nix evaluator thread is not running")]
     EvaluatorGone,

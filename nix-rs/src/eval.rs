@@ -11,8 +11,8 @@
 //! Per store, the thread keeps one `EvalState` and the two helper functions below, evaluated
 //! once. A store's state is dropped when its `Store` is.
 
+use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap};
 use std::ffi::{c_char, c_void};
 use std::path::Path;
 use std::ptr::{self, NonNull};
@@ -25,22 +25,27 @@ use crate::error::{Error, Result};
 use crate::source::FileKind;
 use crate::store::Store;
 
-/// Creates a derivation from the JSON written by `DerivationBuilder::create` and returns
-/// `{ drvPath, <output> = path; … }` as JSON. `outputs` is passed only when it is not the
+/// Creates derivations from a JSON list of the descriptions written by
+/// `DerivationBuilder::create` and returns a list of `{ drvPath, <output> = path; … }` as JSON
+/// (one call for a whole batch: `DerivationBuilder::create_all`). `outputs` is passed only when it is not the
 /// default `[ "out" ]`, so that the result is the very derivation that the equivalent
 /// `derivation { … }` expression gives (the attribute would otherwise land in the env).
+#[cfg(not(nix_at_least_2_33))]
 const DERIVATION_HELPER: &str = r#"
 json:
 let
-  d = builtins.fromJSON json;
-  context =
-    builtins.mapAttrs (_: outputs: { inherit outputs; }) d.inputDrvs
-    // builtins.listToAttrs (map (p: { name = p; value = { path = true; }; }) d.inputSrcs);
+  create = d:
+    let
+      context =
+        builtins.mapAttrs (_: outputs: { inherit outputs; }) d.inputDrvs
+        // builtins.listToAttrs (map (p: { name = p; value = { path = true; }; }) d.inputSrcs);
+    in
+    builtins.derivationStrict (d.env // {
+      inherit (d) name system args;
+      builder = builtins.appendContext d.builder context;
+    } // (if d.outputs == [ "out" ] then { } else { inherit (d) outputs; }));
 in
-builtins.toJSON (builtins.derivationStrict (d.env // {
-  inherit (d) name system args;
-  builder = builtins.appendContext d.builder context;
-} // (if d.outputs == [ "out" ] then { } else { inherit (d) outputs; })))
+builtins.toJSON (map create (builtins.fromJSON json))
 "#;
 
 /// Adds a path to the store, filtered: `path: name: filter: <store path>`.
@@ -48,10 +53,20 @@ const ADD_PATH_HELPER: &str = r#"
 path: name: filter: builtins.path { inherit path name filter; recursive = true; }
 "#;
 
+/// Writes a text file to the store: `name: text: refs: <store path>`, `refs` being a JSON list
+/// of store paths the text refers to (they become the file's references).
+const ADD_TEXT_HELPER: &str = r#"
+name: text: refs:
+builtins.toFile name (builtins.appendContext text
+  (builtins.listToAttrs (map (p: { name = p; value = { path = true; }; }) (builtins.fromJSON refs))))
+"#;
+
 /// A filter lent by a blocked caller.
 pub(crate) type FilterFn<'a> = dyn Fn(&Path, FileKind) -> bool + Sync + 'a;
 
 enum Request {
+    /// 2.26–2.32 only: 2.33+ writes derivations without the evaluator.
+    #[cfg(not(nix_at_least_2_33))]
     CreateDerivation {
         store: StoreRef,
         json: String,
@@ -63,6 +78,13 @@ enum Request {
         name: String,
         /// Lifetime erased: the caller blocks on `reply` until the evaluator is done with it.
         filter: *const FilterFn<'static>,
+        reply: Sender<Result<String>>,
+    },
+    AddText {
+        store: StoreRef,
+        name: String,
+        text: String,
+        refs_json: String,
         reply: Sender<Result<String>>,
     },
     Forget(u64),
@@ -125,22 +147,32 @@ fn call(make: impl FnOnce(Sender<Result<String>>) -> Request) -> Result<String> 
     reply_rx.recv().map_err(|_| Error::EvaluatorGone)?
 }
 
-/// Creates a derivation; returns (drv path, output name → path).
-pub(crate) fn create_derivation(store: &Store, name: &str, json: String) -> Result<(String, BTreeMap<String, String>)> {
+/// Creates derivations from a JSON list of descriptions (`names` names them, for errors);
+/// returns, per derivation, (drv path, output name → path).
+#[cfg(not(nix_at_least_2_33))]
+pub(crate) fn create_derivations(
+    store: &Store,
+    names: &str,
+    json: String,
+) -> Result<Vec<(String, std::collections::BTreeMap<String, String>)>> {
     let out =
         call(|reply| Request::CreateDerivation { store: StoreRef { id: store.id, ptr: store.as_ptr() }, json, reply })
             .map_err(|e| match e {
                 Error::Nix { doing: _, code, name: n, message } => {
-                    Error::Nix { doing: format!("creating derivation '{name}'"), code, name: n, message }
+                    Error::Nix { doing: format!("creating derivation {names}"), code, name: n, message }
                 }
                 other => other,
             })?;
-    let mut attrs: BTreeMap<String, String> = serde_json::from_str(&out)
-        .map_err(|e| Error::invalid("derivation", format!("unexpected result from Nix for '{name}': {e}")))?;
-    let drv = attrs
-        .remove("drvPath")
-        .ok_or_else(|| Error::invalid("derivation", format!("Nix returned no drvPath for '{name}'")))?;
-    Ok((drv, attrs))
+    let list: Vec<std::collections::BTreeMap<String, String>> = serde_json::from_str(&out)
+        .map_err(|e| Error::invalid("derivation", format!("unexpected result from Nix for {names}: {e}")))?;
+    list.into_iter()
+        .map(|mut attrs| {
+            let drv = attrs
+                .remove("drvPath")
+                .ok_or_else(|| Error::invalid("derivation", format!("Nix returned no drvPath for {names}")))?;
+            Ok((drv, attrs))
+        })
+        .collect()
 }
 
 /// Adds `path` to the store under `name`, keeping what `filter` accepts.
@@ -157,11 +189,23 @@ pub(crate) fn add_path(store: &Store, path: &str, name: &str, filter: &FilterFn<
     })
 }
 
+/// Adds a text file called `name` with `text`, referring to the store paths in `refs_json`.
+pub(crate) fn add_text(store: &Store, name: &str, text: String, refs_json: String) -> Result<String> {
+    call(|reply| Request::AddText {
+        store: StoreRef { id: store.id, ptr: store.as_ptr() },
+        name: name.to_owned(),
+        text,
+        refs_json,
+        reply,
+    })
+}
+
 /// An `EvalState` and its helper functions, for one store.
 struct Evaluator {
     state: NonNull<nix_sys::EvalState>,
     derivation_fn: *mut nix_sys::nix_value,
     add_path_fn: *mut nix_sys::nix_value,
+    add_text_fn: *mut nix_sys::nix_value,
 }
 
 impl Evaluator {
@@ -205,9 +249,18 @@ impl Evaluator {
                 return Err(Error::EvaluatorGone);
             }
         };
-        let mut ev = Evaluator { state, derivation_fn: ptr::null_mut(), add_path_fn: ptr::null_mut() };
-        ev.derivation_fn = ev.eval(DERIVATION_HELPER)?;
+        let mut ev = Evaluator {
+            state,
+            derivation_fn: ptr::null_mut(),
+            add_path_fn: ptr::null_mut(),
+            add_text_fn: ptr::null_mut(),
+        };
+        #[cfg(not(nix_at_least_2_33))]
+        {
+            ev.derivation_fn = ev.eval(DERIVATION_HELPER)?;
+        }
         ev.add_path_fn = ev.eval(ADD_PATH_HELPER)?;
+        ev.add_text_fn = ev.eval(ADD_TEXT_HELPER)?;
         Ok(ev)
     }
 
@@ -286,10 +339,26 @@ impl Evaluator {
         }
     }
 
+    #[cfg(not(nix_at_least_2_33))]
     fn create_derivation(&self, json: &str) -> Result<String> {
         let ctx = Context::new();
         let arg = self.string_value(&ctx, json, "derivation")?;
         self.call_to_string(&ctx, self.derivation_fn, &[&arg], "creating a derivation")
+    }
+
+    fn add_text(&self, name: &str, text: &str, refs_json: &str) -> Result<String> {
+        let ctx = Context::new();
+        let args = [
+            self.string_value(&ctx, name, "text file name")?,
+            self.string_value(&ctx, text, "text file contents")?,
+            self.string_value(&ctx, refs_json, "text file references")?,
+        ];
+        self.call_to_string(
+            &ctx,
+            self.add_text_fn,
+            &[&args[0], &args[1], &args[2]],
+            &format!("adding text file '{name}'"),
+        )
     }
 
     fn add_path(&self, path: &str, name: &str, filter: &FilterFn<'_>) -> Result<String> {
@@ -340,7 +409,7 @@ impl Evaluator {
 impl Drop for Evaluator {
     fn drop(&mut self) {
         let ctx = Context::new();
-        for v in [self.derivation_fn, self.add_path_fn] {
+        for v in [self.derivation_fn, self.add_path_fn, self.add_text_fn] {
             if !v.is_null() {
                 // SAFETY: v was allocated with one reference by this evaluator.
                 unsafe { nix_sys::nix_value_decref(ctx.ptr(), v) };
@@ -424,6 +493,7 @@ fn serve(rx: crossbeam_channel::Receiver<Request>) {
     let mut evaluators: HashMap<u64, Evaluator> = HashMap::new();
     for request in rx {
         match request {
+            #[cfg(not(nix_at_least_2_33))]
             Request::CreateDerivation { store, json, reply } => {
                 let r = with_evaluator(&mut evaluators, &store, |ev| ev.create_derivation(&json));
                 let _ = reply.send(r);
@@ -432,6 +502,10 @@ fn serve(rx: crossbeam_channel::Receiver<Request>) {
                 // SAFETY: the caller blocks on `reply`, so the filter is alive until we reply.
                 let filter = unsafe { &*filter };
                 let r = with_evaluator(&mut evaluators, &store, |ev| ev.add_path(&path, &name, filter));
+                let _ = reply.send(r);
+            }
+            Request::AddText { store, name, text, refs_json, reply } => {
+                let r = with_evaluator(&mut evaluators, &store, |ev| ev.add_text(&name, &text, &refs_json));
                 let _ = reply.send(r);
             }
             Request::Forget(id) => {

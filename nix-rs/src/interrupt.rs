@@ -29,7 +29,9 @@ fn blocked() -> MutexGuard<'static, BTreeMap<u64, libc::pthread_t>> {
 /// Ctrl-C does for the `nix` CLI. Meant for a signal-handling thread (e.g. on SIGINT or
 /// SIGTERM); it is not async-signal-safe, so do not call it from a signal handler itself.
 ///
-/// On Nix 2.26 (the version nix-rs is tested with):
+/// On every supported Nix (2.26–2.35; no release has a C function for this, so nix-rs calls
+/// the C++ function the `nix` CLI calls, `nix::unix::triggerInterrupt()`, declared in a header
+/// Nix installs and unchanged across those releases; tested in CI on 2.26):
 /// - Nix's interrupt flag is set (`nix::unix::triggerInterrupt()`), so every builder that a
 ///   [`Store::realise`](crate::Store::realise) of this process is running is killed (its whole
 ///   process group, as Nix does on Ctrl-C), its temporary build directory is removed and its
@@ -41,10 +43,6 @@ fn blocked() -> MutexGuard<'static, BTreeMap<u64, libc::pthread_t>> {
 ///   is kept.
 /// - Other Nix calls (store queries, copies, adding sources) fail with Nix's "interrupted by
 ///   the user" error the next time they check the flag.
-///
-/// On other Nix versions (whose C++ symbols nix-rs does not reach), only the part nix-rs does
-/// itself happens: no new realise starts (each returns [`Error::Interrupted`](crate::Error::Interrupted)),
-/// but builds already running are not stopped.
 ///
 /// There is no way back: the flag stays set for the life of the process (Nix offers no reset
 /// that is safe while other threads are inside Nix). Calling it again does no harm.
@@ -59,7 +57,6 @@ pub fn is_interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
-#[cfg(nix_2_26)]
 fn trigger_nix_interrupt() {
     if crate::init().is_err() {
         return;
@@ -68,14 +65,11 @@ fn trigger_nix_interrupt() {
     // SAFETY: triggerInterrupt only stores to an atomic and runs the registered interrupt
     // callbacks, each inside a C++ try/catch (signals.cc), so no exception leaves it; it is
     // safe to call from any thread once libutil is initialised (done just above).
-    unsafe { nix_sys::cxx_2_26::triggerInterrupt() };
+    unsafe { nix_sys::cxx::triggerInterrupt() };
 }
 
-#[cfg(not(nix_2_26))]
-fn trigger_nix_interrupt() {}
-
-/// Gives SIGUSR1 a handler that does nothing, unless the program has its own.
-#[cfg(nix_2_26)]
+/// Gives SIGUSR1 a handler that does nothing, unless the program has its own (Nix 2.26–2.35
+/// wake a thread blocked in `poll()` with SIGUSR1 on Linux: `NIX_SIG_MULTI_INT`).
 fn install_wake_handler() {
     extern "C" fn wake(_: libc::c_int) {}
     // SAFETY: sigaction with a NULL new action only reads the current one into `old`; the new
@@ -101,7 +95,7 @@ fn install_wake_handler() {
 /// Wakes the blocked threads until none is left: a thread may be about to enter `poll()` when
 /// the first signal arrives, so one signal is not enough.
 fn start_waker() {
-    if !cfg!(nix_2_26) || WAKER_RUNNING.swap(true, Ordering::SeqCst) {
+    if WAKER_RUNNING.swap(true, Ordering::SeqCst) {
         return;
     }
     let spawned = std::thread::Builder::new().name("nix-rs-interrupt".into()).spawn(|| {

@@ -28,16 +28,28 @@
 //! - [`settings::set`] changes process-wide state: call it before other threads use Nix.
 //!
 //! # Nix versions
-//! Built against the Nix found by `nix-sys`. On Nix 2.26, `nix_store_realise` reports a failed
-//! build as success; [`Store::realise`] checks that every output is valid and turns a failure
-//! into [`Error::BuildFailed`] with the tail of the build log.
+//! Built against the Nix found by `nix-sys` (2.26 to 2.35), using that release's own C API:
+//! one code path per capability, chosen at compile time from nix-sys's `nix_at_least_2_MM`
+//! cfgs. [`capabilities()`] says what the linked Nix can do; an operation it cannot do returns
+//! [`Error::Unsupported`]. On 2.26–2.32, `nix_store_realise` reports a failed build as success;
+//! [`Store::realise`] checks that every output is valid and turns a failure into
+//! [`Error::BuildFailed`] with the tail of the build log (2.33+ reports it itself).
+//!
+//! # Store scripting
+//! [`Store::derivation`], [`Store::closure`], [`Store::copy_path_to`] and [`Store::add_text`];
+//! see the table in the README ("Supported Nix versions") for how each version does them.
 
+mod c_path;
+mod capabilities;
 mod context;
 mod derivation;
+mod derivation_json;
 mod error;
 mod eval;
 mod interrupt;
+mod realise;
 mod roots;
+mod scripting;
 pub mod settings;
 mod source;
 mod store;
@@ -45,6 +57,7 @@ pub mod testing;
 
 use std::sync::OnceLock;
 
+pub use capabilities::{Capabilities, Capability, capabilities};
 pub use context::strip_ansi;
 pub use derivation::{Derivation, DerivationBuilder, DerivationOutputs};
 pub use error::{BuildFailure, Error, NixErrorCode, Result};
@@ -117,28 +130,44 @@ fn init_libraries(options: &InitOptions) -> Result<(), String> {
     // SAFETY: as above.
     let rc = unsafe { nix_sys::nix_libstore_init(ctx.ptr()) };
     ctx.check(rc, || "nix_libstore_init".into()).map_err(|e| e.to_string())?;
-    quiet_build_logs(options);
-    Ok(())
+    quiet_build_logs(options)
 }
 
-#[cfg(nix_2_26)]
-fn quiet_build_logs(options: &InitOptions) {
+/// Keeps builders' output and Nix's progress messages ("building '…'") off this process's
+/// stderr: the simple logger without build logs (Nix's `raw` log format) and verbosity
+/// `error`. Nix 2.32+ has C functions for both; older releases get the same two changes
+/// through the C++ functions those C functions wrap (see `nix_sys::cxx`).
+#[cfg(nix_at_least_2_32)]
+fn quiet_build_logs(options: &InitOptions) -> Result<(), String> {
     if options.echo_build_logs {
-        return;
+        return Ok(());
     }
-    // SAFETY: runs once inside INIT, before this crate lets any other Nix call happen, so no
-    // thread reads these globals meanwhile. makeSimpleLogger(false) returns a fresh logger
-    // that drops build log lines; the old logger is leaked (Nix never frees it either).
-    // See nix_sys::cxx_2_26 for why these symbols are stable within 2.26.x.
-    unsafe {
-        nix_sys::cxx_2_26::logger = nix_sys::cxx_2_26::makeSimpleLogger(false);
-        nix_sys::cxx_2_26::verbosity = nix_sys::cxx_2_26::LVL_ERROR;
-    }
+    let ctx = Context::new();
+    // SAFETY: live context; NUL-terminated format name. Runs once inside INIT, before this crate
+    // lets any other Nix call happen, so no thread uses the logger meanwhile.
+    let rc = unsafe { nix_sys::nix_set_log_format(ctx.ptr(), c"raw".as_ptr()) };
+    ctx.check(rc, || "nix_set_log_format(raw)".into()).map_err(|e| e.to_string())?;
+    // SAFETY: live context; as above.
+    let rc = unsafe { nix_sys::nix_set_verbosity(ctx.ptr(), nix_sys::NIX_LVL_ERROR) };
+    ctx.check(rc, || "nix_set_verbosity(error)".into()).map_err(|e| e.to_string())
 }
 
-#[cfg(not(nix_2_26))]
-fn quiet_build_logs(_options: &InitOptions) {
-    // Newer releases: see README, "Supported Nix versions" (untested).
+#[cfg(not(nix_at_least_2_32))]
+fn quiet_build_logs(options: &InitOptions) -> Result<(), String> {
+    if options.echo_build_logs {
+        return Ok(());
+    }
+    let raw = nix_sys::cxx::LOG_FORMAT_RAW;
+    // SAFETY: runs once inside INIT, before this crate lets any other Nix call happen, so no
+    // thread reads these globals meanwhile. setLogFormat takes a reference to an int-sized
+    // enum (a pointer to a live u32 here) and replaces the logger, as the C API's
+    // nix_set_log_format does from 2.32 on; it throws only for log formats it does not know.
+    // See nix_sys::cxx for why these symbols are the same in every release 2.26–2.31.
+    unsafe {
+        nix_sys::cxx::setLogFormat(&raw);
+        nix_sys::cxx::verbosity = nix_sys::cxx::LVL_ERROR;
+    }
+    Ok(())
 }
 
 /// The version of the Nix libraries loaded at run time (e.g. `2.26.3`).

@@ -1,6 +1,5 @@
 //! Stores and store paths.
 
-use std::collections::BTreeMap;
 use std::ffi::{CString, c_char, c_void};
 use std::fmt;
 use std::io::Read;
@@ -8,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::context::{Context, StringOut, borrowed_c_str, c_string, string_callback};
+use crate::context::{Context, StringOut, c_string, string_callback};
 use crate::derivation::Derivation;
-use crate::error::{BuildFailure, Error, Result};
+use crate::error::{Error, Result};
 
 /// How many lines of a failed build's log an [`Error::BuildFailed`] carries.
 pub const LOG_TAIL_LINES: usize = 25;
@@ -27,6 +26,8 @@ pub struct Store {
     requested_uri: String,
     params: Vec<(String, String)>,
     log_dir_override: Option<PathBuf>,
+    /// The store dir, read once (it never changes for an open store).
+    store_dir: std::sync::OnceLock<String>,
 }
 
 // SAFETY: nix_sys::Store wraps a nix::ref<nix::Store>. Nix's store implementations guard their
@@ -94,6 +95,7 @@ impl Store {
             requested_uri: uri.to_owned(),
             params: params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             log_dir_override: None,
+            store_dir: std::sync::OnceLock::new(),
         })
     }
 
@@ -126,7 +128,11 @@ impl Store {
 
     /// The store directory, e.g. `/nix/store`.
     pub fn store_dir(&self) -> Result<String> {
-        self.get_string("reading the store dir", nix_sys::nix_store_get_storedir)
+        if let Some(dir) = self.store_dir.get() {
+            return Ok(dir.clone());
+        }
+        let dir = self.get_string("reading the store dir", nix_sys::nix_store_get_storedir)?;
+        Ok(self.store_dir.get_or_init(|| dir).clone())
     }
 
     /// The version of the Nix that serves the store (for a daemon: the daemon's).
@@ -142,7 +148,7 @@ impl Store {
     }
 
     /// A C `StorePath` for a call, parsed by Nix.
-    fn c_path(&self, path: &str) -> Result<CStorePath> {
+    pub(crate) fn c_path(&self, path: &str) -> Result<CStorePath> {
         let path_c = c_string("store path", path)?;
         let ctx = Context::new();
         // SAFETY: live context and store; NUL-terminated path.
@@ -211,114 +217,6 @@ impl Store {
         })
     }
 
-    /// Builds (or substitutes) the derivation `drv_path` and returns its outputs by name.
-    ///
-    /// A failed build is an [`Error::BuildFailed`] carrying the derivation, what is known of
-    /// the builder's failure and the tail of its log, also on Nix 2.26, whose C API reports
-    /// failed builds as success.
-    ///
-    /// After [`crate::interrupt`], a realise in progress stops (its builder is killed) and
-    /// returns [`Error::Interrupted`], and so does every later one, without building.
-    pub fn realise(&self, drv_path: &StorePath) -> Result<BTreeMap<String, StorePath>> {
-        // Registered before the check below, so an interrupt that comes after the check finds
-        // this thread and wakes it.
-        let _blocking = crate::interrupt::Blocking::enter();
-        let interrupted = || Error::Interrupted(format!("realising '{drv_path}'"));
-        if crate::is_interrupted() {
-            return Err(interrupted());
-        }
-        if !drv_path.name().ends_with(".drv") {
-            return Err(Error::invalid("derivation path", format!("'{drv_path}' is not a .drv store path")));
-        }
-        if !self.is_valid_path(drv_path)? {
-            return Err(Error::invalid(
-                "derivation path",
-                format!("'{drv_path}' is not valid in store '{}'", self.requested_uri),
-            ));
-        }
-        let p = self.c_path(drv_path.as_str())?;
-        let ctx = Context::new();
-        let mut outputs: Vec<(String, String)> = Vec::new();
-        // SAFETY: live context, store and path; `outputs` outlives the call and is only
-        // touched by `collect_output` during it.
-        let rc = unsafe {
-            nix_sys::nix_store_realise(
-                ctx.ptr(),
-                self.as_ptr(),
-                p.0.as_ptr(),
-                (&mut outputs as *mut Vec<(String, String)>).cast(),
-                Some(collect_output),
-            )
-        };
-        let checked = ctx.check(rc, || format!("realising '{drv_path}'"));
-        if crate::is_interrupted() && (checked.is_err() || !self.all_valid(&outputs)) {
-            // Nix's "interrupted by the user", or a build cut short: not a build failure.
-            return Err(interrupted());
-        }
-        checked?;
-
-        let mut result = BTreeMap::new();
-        let mut missing = Vec::new();
-        for (name, path) in outputs {
-            let sp = StorePath::from_valid(&path);
-            if self.is_valid_path(&sp)? {
-                result.insert(name, sp);
-            } else {
-                missing.push(name);
-            }
-        }
-        if result.is_empty() || !missing.is_empty() {
-            return Err(self.build_failure(drv_path, missing));
-        }
-        Ok(result)
-    }
-
-    /// Whether every output the realise reported is valid (false if it reported none).
-    fn all_valid(&self, outputs: &[(String, String)]) -> bool {
-        !outputs.is_empty()
-            && outputs.iter().all(|(_, p)| self.is_valid_path(&StorePath::from_valid(p)).unwrap_or(false))
-    }
-
-    /// Assembles what is known about a failed build.
-    fn build_failure(&self, drv_path: &StorePath, mut missing: Vec<String>) -> Error {
-        let drv = self.read_derivation(drv_path).ok();
-        if missing.is_empty() {
-            if let Some(d) = &drv {
-                missing = d.outputs.keys().cloned().collect();
-            }
-        }
-        let log = self.build_log(drv_path).ok().flatten();
-        let log_tail: Vec<String> = log
-            .as_deref()
-            .map(|l| {
-                let lines: Vec<&str> = l.lines().collect();
-                lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].iter().map(|s| s.to_string()).collect()
-            })
-            .unwrap_or_default();
-        let builder = drv.as_ref().map(|d| d.builder.clone());
-        let reason = match (&builder, &log) {
-            (Some(b), _)
-                if b.starts_with('/')
-                    && !Path::new(b).exists()
-                    && !b.starts_with(&self.store_dir().unwrap_or_default()) =>
-            {
-                format!("the builder '{b}' does not exist")
-            }
-            (Some(b), _) if b.starts_with('/') && Path::new(b).is_file() && !is_executable(Path::new(b)) => {
-                format!("the builder '{b}' is not executable")
-            }
-            (_, Some(_)) => "the builder failed (exited with a non-zero status or was killed)".to_owned(),
-            (_, None) => "the build failed before the builder produced a log".to_owned(),
-        };
-        Error::BuildFailed(Box::new(BuildFailure {
-            drv_path: drv_path.to_string(),
-            builder,
-            reason,
-            missing_outputs: missing,
-            log_tail,
-        }))
-    }
-
     /// Reads the derivation `drv_path` (which must be valid in this store and readable from
     /// this machine).
     pub fn read_derivation(&self, drv_path: &StorePath) -> Result<Derivation> {
@@ -328,7 +226,7 @@ impl Store {
     }
 
     /// A parameter of the store as opened (URI query or extra parameters; the last one wins).
-    fn param(&self, key: &str) -> Option<String> {
+    pub(crate) fn param(&self, key: &str) -> Option<String> {
         let from_uri = self
             .requested_uri
             .split_once('?')
@@ -452,25 +350,8 @@ impl Store {
     }
 }
 
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).map(|m| m.permissions().mode() & 0o111 != 0).unwrap_or(false)
-}
-
-/// The output callback of `nix_store_realise`: copies what C lends at once.
-///
-/// # Safety
-/// `userdata` must point to a live `Vec<(String, String)>`; the strings must be NUL-terminated.
-unsafe extern "C" fn collect_output(userdata: *mut c_void, outname: *const c_char, out: *const c_char) {
-    // SAFETY: the caller (Store::realise) passes a live Vec; C passes NUL-terminated strings.
-    unsafe {
-        let outputs = &mut *userdata.cast::<Vec<(String, String)>>();
-        outputs.push((borrowed_c_str(outname), borrowed_c_str(out)));
-    }
-}
-
 /// An owned C `StorePath`, freed on drop.
-struct CStorePath(NonNull<nix_sys::StorePath>);
+pub(crate) struct CStorePath(pub(crate) NonNull<nix_sys::StorePath>);
 
 impl Drop for CStorePath {
     fn drop(&mut self) {

@@ -32,7 +32,6 @@ fn wait_for_file(p: &Path, timeout: Duration) -> String {
     }
 }
 
-#[cfg_attr(not(nix_2_26), ignore = "stopping running builds needs Nix 2.26's triggerInterrupt")]
 #[test]
 fn interrupt_kills_the_builder_and_realise_reports_interrupted() {
     let t = TempStore::new().unwrap();

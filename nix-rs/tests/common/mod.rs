@@ -24,6 +24,9 @@ impl TestDaemon {
         let dir = tempfile::Builder::new().prefix("nix-rs-daemon-").tempdir().unwrap();
         let socket = dir.path().join("daemon.sock");
         let store_uri = nix_rs::testing::TempStore::uri_for(&dir.path().join("store"));
+        // Nix 2.35's daemon client opens the store dir before connecting; the daemon creates
+        // it only on its first connection.
+        std::fs::create_dir_all(dir.path().join("store/nix/store")).unwrap();
         let daemon = Path::new(nix_sys::BINDIR).join("nix-daemon");
         let mut cmd = Command::new(&daemon);
         cmd.env("NIX_DAEMON_SOCKET_PATH", &socket).args(["--option", "store", &store_uri]);
