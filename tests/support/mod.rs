@@ -28,7 +28,7 @@ pub fn bin_dir() -> &'static Path {
         let target = repo().join("target/cargo-nix-for-tests");
         let out = cargo()
             .current_dir(repo())
-            .args(["build", "-q", "-p", "cargo-backend", "-p", "cargo-nix-unit", "--bins", "--target-dir"])
+            .args(["build", "-q", "-p", "cargo-nix", "-p", "cargo-nix-unit", "--bins", "--target-dir"])
             .arg(&target)
             .output()
             .expect("running cargo build for cargo-nix");

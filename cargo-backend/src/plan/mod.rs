@@ -1,7 +1,9 @@
 //! From units to derivations: one derivation per unit, created in-process through nix-rs.
 //!
 //! Units are visited dependencies first. For each one the planner computes what cargo would
-//! pass (rustc flags, `--extern` paths, the environment), writes it as a [`UnitSpec`] into a
+//! pass — rustc's arguments ([`rustc_args`]), the environment ([`env`]), the LTO setting
+//! ([`lto`]), the unit's hash ([`identity`]) and its files ([`artifacts`]), all pure functions
+//! of the unit facts, unit-tested without a store — writes it as a [`UnitSpec`] into a
 //! derivation whose builder is `cargo-nix-unit`, and learns the derivation's output path before
 //! anything is built, so dependents can name it.
 //!
@@ -10,6 +12,19 @@
 //! the builder, and the toolchain's identity. Editing a file in one package therefore changes
 //! only that package's units and their dependents; the same registry crate built the same way
 //! in two workspaces is one derivation.
+//!
+//! Paths as cargo shows them: rustc runs from the workspace root with a member's crate root
+//! relative to it (`crates/member/src/lib.rs`), so `file!()`, panic locations and diagnostics
+//! read as under cargo; the builder recreates that layout in its build directory
+//! ([`UnitSpec::ws_subdir`]).
+
+pub mod artifacts;
+pub mod env;
+pub mod identity;
+pub mod lto;
+pub mod pipelining;
+mod record;
+pub mod rustc_args;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -18,40 +33,15 @@ use nix_rs::{AddPathOptions, DerivationBuilder, Store, StorePath};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+pub use artifacts::{Artifact, ArtifactKind};
+pub use pipelining::{compiles_against_metadata, link_target, pipelined_units};
+pub use record::Record;
+use record::CachedUnit;
+
 use crate::Error;
-use crate::build_script::LinkTarget;
 use crate::spec::{Action, SPEC_ENV, UnitSpec};
 use crate::toolchain::{Toolchain, hex};
-use crate::unit_graph::{Mode, SourceKind, Unit};
-use crate::workspace::{PackageInfo, Workspace};
-
-/// What a unit produces, for installing it into the target directory.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub enum ArtifactKind {
-    /// An rlib (or dylib/staticlib/cdylib) of a library target.
-    Lib,
-    /// A `[[bin]]` executable.
-    Bin,
-    /// A test executable (`cargo test`).
-    Test,
-    /// An example executable.
-    Example,
-    /// A benchmark executable.
-    Bench,
-    /// Anything else (build scripts, proc-macros): not installed.
-    Internal,
-}
-
-/// One file a unit produces.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Artifact {
-    /// Its kind.
-    pub kind: ArtifactKind,
-    /// Path relative to the unit's output, e.g. `bin/hello-0123abcd`.
-    pub file: String,
-    /// Where cargo puts it, relative to `target/<profile>/`, e.g. `hello` or `deps/t-0123abcd`.
-    pub install_as: String,
-}
+use crate::units::{Mode, PackageInfo, Unit, Workspace};
 
 /// A node of the build graph: a unit's derivation, or the metadata-only derivation of a
 /// pipelined library unit (see [`Planner::plan_cached`]).
@@ -127,41 +117,8 @@ pub struct Planner<'a> {
     transitive_libs: Vec<BTreeSet<usize>>,
     /// Per unit: whether it gets a metadata derivation (empty when pipelining is off).
     pipelined: Vec<bool>,
-}
-
-/// Whether a unit only compiles against its dependencies, without linking them: a library
-/// built as an rlib. Such a unit can start from its dependencies' metadata (`.rmeta`).
-pub fn compiles_against_metadata(unit: &Unit) -> bool {
-    unit.mode == Mode::Build
-        && unit.is_lib()
-        && !unit.is_proc_macro()
-        && unit.target.crate_types.iter().all(|t| t == "lib" || t == "rlib")
-}
-
-/// Which units get a metadata derivation when pipelining: rlib libraries that some other rlib
-/// library depends on (a library only binaries depend on gains nothing from one).
-pub fn pipelined_units(graph: &crate::unit_graph::UnitGraph) -> Vec<bool> {
-    let mut pipelined = vec![false; graph.units.len()];
-    for unit in graph.units.iter().filter(|u| compiles_against_metadata(u)) {
-        for d in &unit.dependencies {
-            if compiles_against_metadata(&graph.units[d.index]) {
-                pipelined[d.index] = true;
-            }
-        }
-    }
-    pipelined
-}
-
-/// The facts that select a unit's `rustc-link-arg*` instructions (cargo's
-/// `LinkArgTarget::applies_to`).
-pub fn link_target(unit: &Unit) -> LinkTarget {
-    LinkTarget {
-        bin: unit.is_bin().then(|| unit.target.name.clone()),
-        test: unit.is_test(),
-        bench: unit.is_bench(),
-        example: unit.is_example() && unit.target.crate_types.iter().any(|t| t == "bin"),
-        cdylib: unit.is_cdylib() && !unit.mode.is_any_test(),
-    }
+    /// Per unit: its LTO setting.
+    lto: Vec<lto::Lto>,
 }
 
 /// The store path holding `path`, if `path` is inside `store_dir` and valid in `store`.
@@ -176,10 +133,6 @@ fn store_path_of(store: &Store, store_dir: &str, path: &Path) -> Result<Option<S
 
 fn sanitize(name: &str) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() || "+-._?=".contains(c) { c } else { '-' }).collect()
-}
-
-fn crate_name(unit: &Unit) -> String {
-    if unit.is_build_script_compile() { "build_script_build".into() } else { unit.target.name.replace('-', "_") }
 }
 
 impl<'a> Planner<'a> {
@@ -237,6 +190,7 @@ impl<'a> Planner<'a> {
             source_time: std::time::Duration::ZERO,
             transitive_libs: vec![BTreeSet::new(); n],
             pipelined: Vec::new(),
+            lto: lto::generate(&ws.graph),
         })
     }
 
@@ -351,14 +305,15 @@ impl<'a> Planner<'a> {
         tc: &'a Toolchain,
         builder: &Path,
         pipelining: bool,
-        cache: &mut crate::cache::Cache,
+        workspace_key: &str,
+        cache: &mut Record,
     ) -> Result<Plan, Error> {
         let this =
             Self::with_source_cache(store, ws, tc, builder, std::mem::take(&mut cache.sources))?.pipelining(pipelining);
-        this.plan_with(cache)
+        this.plan_with(workspace_key, cache)
     }
 
-    fn plan_with(mut self, cache: &mut crate::cache::Cache) -> Result<Plan, Error> {
+    fn plan_with(mut self, workspace_key: &str, cache: &mut Record) -> Result<Plan, Error> {
         let order = self.ws.graph.topological_order();
         let mut sources = Vec::new();
         for &i in &order {
@@ -369,7 +324,7 @@ impl<'a> Planner<'a> {
         let source_time = self.source_time;
 
         let mut key = crate::cache::KeyBuilder::default();
-        key.str(&cache.workspace_key).str(&self.tc.identity).str(self.builder.as_str());
+        key.str(workspace_key).str(&self.tc.identity).str(self.builder.as_str());
         key.str(&self.store.uri().unwrap_or_default()).str(&self.store.store_dir().unwrap_or_default());
         key.str(if self.pipelined.is_empty() { "" } else { "pipelining" });
         for s in &sources {
@@ -379,7 +334,7 @@ impl<'a> Planner<'a> {
             key.str(t.as_str());
         }
         let key = key.finish();
-        if !cache.workspace_key.is_empty() && key == cache.plan_key && cache.plan.len() == self.ws.graph.units.len() {
+        if !workspace_key.is_empty() && key == cache.plan_key && cache.plan.len() == self.ws.graph.units.len() {
             if let Some(plan) = self.cached_plan(&cache.plan, source_time) {
                 return Ok(plan);
             }
@@ -392,7 +347,7 @@ impl<'a> Planner<'a> {
         cache.plan = plan
             .units
             .iter()
-            .map(|u| crate::cache::CachedUnit {
+            .map(|u| CachedUnit {
                 drv: u.drv.to_string(),
                 out: u.out.to_string(),
                 hash: u.hash.clone(),
@@ -407,7 +362,7 @@ impl<'a> Planner<'a> {
 
     /// The cached plan, if it can still be used: every output is valid (nothing to build), or
     /// every derivation is (what is missing can be built from them).
-    fn cached_plan(&self, cached: &[crate::cache::CachedUnit], source_time: std::time::Duration) -> Option<Plan> {
+    fn cached_plan(&self, cached: &[CachedUnit], source_time: std::time::Duration) -> Option<Plan> {
         let mut units = Vec::with_capacity(cached.len());
         let mut all_outputs_valid = true;
         for (i, c) in cached.iter().enumerate() {
@@ -468,83 +423,36 @@ impl<'a> Planner<'a> {
     }
 
     fn unit_hash(&self, i: usize, pkg: &PackageInfo) -> String {
-        #[derive(Serialize)]
-        struct Identity<'a> {
-            name: &'a str,
-            version: &'a str,
-            source: String,
-            target: &'a str,
-            kinds: &'a [String],
-            crate_types: &'a [String],
-            mode: &'a str,
-            profile: String,
-            features: &'a [String],
-            platform: &'a Option<String>,
-            toolchain: &'a str,
-            deps: Vec<(&'a str, &'a str)>,
-        }
         let unit = &self.ws.graph.units[i];
-        let source = match unit.source_kind() {
-            SourceKind::Path(_) => "path".to_owned(),
-            _ => unit.package_id_parts().and_then(|p| p.source).unwrap_or("").to_owned(),
+        let facts = identity::IdentityFacts {
+            name: &pkg.name,
+            version: &pkg.version,
+            lint_rustflags: &pkg.lint_rustflags,
+            lto: &self.lto[i],
+            toolchain: &self.tc.identity,
         };
-        let mut deps: Vec<(&str, &str)> = unit
+        let deps = unit
             .dependencies
             .iter()
             .map(|d| (d.extern_crate_name.as_str(), self.planned(d.index).hash.as_str()))
             .collect();
-        deps.sort();
-        let id = Identity {
-            name: &pkg.name,
-            version: &pkg.version,
-            source,
-            target: &unit.target.name,
-            kinds: &unit.target.kind,
-            crate_types: &unit.target.crate_types,
-            mode: unit.mode.as_str(),
-            profile: format!("{:?}", unit.profile),
-            features: &unit.features,
-            platform: &unit.platform,
-            toolchain: &self.tc.identity,
-            deps,
-        };
-        let json = serde_json::to_vec(&id).expect("identity serializes");
-        hex(&Sha256::digest(&json))[..16].to_owned()
+        identity::unit_hash(unit, &facts, deps)
     }
 
-    fn package_env(pkg: &PackageInfo, src: &StorePath, tc: &Toolchain) -> BTreeMap<String, String> {
-        let mut env = BTreeMap::new();
-        let version = &pkg.version;
-        let (core, pre) = version.split_once('-').unwrap_or((version, ""));
-        let mut nums = core.split('.');
-        env.insert("CARGO".into(), tc.cargo.display().to_string());
-        env.insert("CARGO_MANIFEST_DIR".into(), src.to_string());
-        env.insert("CARGO_MANIFEST_PATH".into(), format!("{src}/Cargo.toml"));
-        env.insert("CARGO_PKG_NAME".into(), pkg.name.clone());
-        env.insert("CARGO_PKG_VERSION".into(), version.clone());
-        env.insert("CARGO_PKG_VERSION_MAJOR".into(), nums.next().unwrap_or("0").into());
-        env.insert("CARGO_PKG_VERSION_MINOR".into(), nums.next().unwrap_or("0").into());
-        env.insert(
-            "CARGO_PKG_VERSION_PATCH".into(),
-            nums.next().unwrap_or("0").split('+').next().unwrap_or("0").into(),
-        );
-        env.insert("CARGO_PKG_VERSION_PRE".into(), pre.split('+').next().unwrap_or("").into());
-        env.insert("CARGO_PKG_AUTHORS".into(), pkg.authors.clone());
-        env.insert("CARGO_PKG_DESCRIPTION".into(), pkg.description.clone());
-        env.insert("CARGO_PKG_HOMEPAGE".into(), pkg.homepage.clone());
-        env.insert("CARGO_PKG_REPOSITORY".into(), pkg.repository.clone());
-        env.insert("CARGO_PKG_LICENSE".into(), pkg.license.clone());
-        env.insert("CARGO_PKG_LICENSE_FILE".into(), pkg.license_file.clone());
-        env.insert("CARGO_PKG_RUST_VERSION".into(), pkg.rust_version.clone());
-        env.insert("CARGO_PKG_README".into(), pkg.readme.clone());
-        env
+    fn env_context<'b>(&'b self, manifest_dir: &'b str, tmpdir: &'b str) -> env::EnvContext<'b> {
+        env::EnvContext {
+            cargo: self.tc.cargo.to_str().unwrap_or_default(),
+            manifest_dir,
+            env_config: &self.ws.env_config,
+            target_tmpdir: tmpdir,
+        }
     }
 
     fn plan_unit(&mut self, i: usize) -> Result<PlannedUnit, Error> {
         let ws = self.ws;
         let unit = &ws.graph.units[i];
         let pkg = ws.package_of(i)?;
-        if matches!(unit.mode, Mode::Doc | Mode::Doctest | Mode::Check { .. } | Mode::Other(_)) {
+        if matches!(unit.mode, Mode::Doc | Mode::Doctest | Mode::Other(_)) {
             return Err(Error::Unsupported(format!(
                 "unit {} has mode `{}`, which cargo nix does not build",
                 unit.describe(),
@@ -553,11 +461,11 @@ impl<'a> Planner<'a> {
         }
         let src = self.source(pkg)?;
         let hash = self.unit_hash(i, pkg);
-        let label = match unit.source_kind() {
-            SourceKind::Path(_) => format!("{} v{} ({})", pkg.name, pkg.version, pkg.manifest_dir.display()),
-            _ => format!("{} v{}", pkg.name, pkg.version),
+        let label = if pkg.source == "path" {
+            format!("{} v{} ({})", pkg.name, pkg.version, pkg.manifest_dir.display())
+        } else {
+            format!("{} v{}", pkg.name, pkg.version)
         };
-        let mut env = Self::package_env(pkg, &src, self.tc);
         let mut drv = DerivationBuilder::new(
             sanitize(&format!("rust-{}-{}-{}-{}", pkg.name, pkg.version, unit.target.name, unit.mode)),
             self.builder.as_str(),
@@ -575,7 +483,11 @@ impl<'a> Planner<'a> {
             inputs.insert(self.lib_ref(consumer, d.index));
         }
 
+        let tmpdir = ws.target_dir.join("tmp").display().to_string();
+        let src_str = src.to_string();
+        let cx = self.env_context(&src_str, &tmpdir);
         let mut artifacts = Vec::new();
+        let mut env;
         let action = if unit.is_build_script_run() {
             let compile =
                 unit.dependencies.iter().find(|d| ws.graph.units[d.index].is_build_script_compile()).ok_or_else(
@@ -592,29 +504,19 @@ impl<'a> Planner<'a> {
                     }
                 }
             }
-            let p = &unit.profile;
-            env.insert("TARGET".into(), unit.platform.clone().unwrap_or_else(|| self.tc.host.clone()));
-            env.insert("HOST".into(), self.tc.host.clone());
-            env.insert("NUM_JOBS".into(), "1".into());
-            env.insert("OPT_LEVEL".into(), p.opt_level.clone());
-            env.insert("DEBUG".into(), p.debuginfo.is_some_and(|d| d.is_enabled()).to_string());
-            env.insert(
-                "PROFILE".into(),
-                if p.name == "release" || p.name == "bench" { "release" } else { "debug" }.into(),
-            );
-            env.insert("RUSTC".into(), self.tc.rustc.display().to_string());
-            env.insert("RUSTDOC".into(), self.tc.rustdoc.display().to_string());
-            env.insert("CARGO_ENCODED_RUSTFLAGS".into(), String::new());
-            if let Some(links) = &pkg.links {
-                env.insert("CARGO_MANIFEST_LINKS".into(), links.clone());
-            }
-            for f in &unit.features {
-                env.insert(format!("CARGO_FEATURE_{}", crate::build_script::envify(f)), "1".into());
-            }
-            env.extend(self.tc.cargo_cfg_env(p.debug_assertions));
+            let sx = env::ScriptContext {
+                host: &self.tc.host,
+                rustc: self.tc.rustc.to_str().unwrap_or_default(),
+                rustdoc: self.tc.rustdoc.to_str().unwrap_or_default(),
+                linker: unit.linker.as_deref(),
+            };
+            env = env::build_script_env(unit, pkg, &cx, &sx);
+            env.extend(self.tc.cargo_cfg_env(unit.profile.debug_assertions));
             Action::RunBuildScript { program, dep_links }
         } else {
-            self.rustc_action(i, pkg, &hash, consumer, &mut env, &mut artifacts)?
+            env = env::rustc_env(unit, pkg, &cx);
+            artifacts = artifacts::artifacts(unit, &hash);
+            self.rustc_action(i, pkg, &src, &hash, consumer, &mut env)?
         };
 
         // rustc reads transitive libraries (-L dependency=) and their build scripts' outputs.
@@ -639,6 +541,7 @@ impl<'a> Planner<'a> {
             label: format!("{} v{} ({} \"{}\")", pkg.name, pkg.version, unit.mode, unit.target.name),
             package: format!("{} v{}", pkg.name, pkg.version),
             cwd: src.to_string(),
+            ws_subdir: self.ws_subdir(pkg, unit).unwrap_or_default(),
             path: self.tc.path_env.clone(),
             env,
             action,
@@ -674,18 +577,29 @@ impl<'a> Planner<'a> {
         })
     }
 
+    /// Where rustc runs from, relative to the package, when cargo runs it from the workspace
+    /// root: `Some("crates/member")` for a path package inside the workspace root, `Some("")`
+    /// for the root package, `None` for other packages (run from their own root, with an
+    /// absolute crate root). Build scripts always run in their package's directory.
+    fn ws_subdir(&self, pkg: &PackageInfo, unit: &Unit) -> Option<String> {
+        if pkg.source != "path" || unit.is_build_script_run() {
+            return None;
+        }
+        let rel = pkg.manifest_dir.strip_prefix(&self.ws.root).ok()?;
+        Some(rel.display().to_string())
+    }
+
     fn rustc_action(
         &mut self,
         i: usize,
         pkg: &PackageInfo,
+        src: &StorePath,
         hash: &str,
         consumer: bool,
         env: &mut BTreeMap<String, String>,
-        artifacts: &mut Vec<Artifact>,
     ) -> Result<Action, Error> {
         let ws = self.ws;
         let unit = &ws.graph.units[i];
-        let name = crate_name(unit);
         let rel_src = unit.target.src_path.strip_prefix(&pkg.manifest_dir).map_err(|_| {
             Error::Unsupported(format!(
                 "{}: source {} is outside the package directory {}",
@@ -694,97 +608,16 @@ impl<'a> Planner<'a> {
                 pkg.manifest_dir.display()
             ))
         })?;
-        let is_test = unit.mode == Mode::Test;
-        let mut args: Vec<String> = vec![
-            "--crate-name".into(),
-            name.clone(),
-            format!("--edition={}", unit.target.edition),
-            rel_src.display().to_string(),
-            "--error-format=json".into(),
-            "--json=diagnostic-rendered-ansi,artifacts,future-incompat".into(),
-        ];
-        let crate_types: Vec<String> = if is_test {
-            args.push("--test".into());
-            vec!["bin".into()]
-        } else {
-            unit.target.crate_types.clone()
+        // As cargo passes it: relative to the workspace root for path packages inside it.
+        let src_path = match self.ws_subdir(pkg, unit) {
+            Some(sub) => Path::new(&sub).join(rel_src).display().to_string(),
+            None => format!("{src}/{}", rel_src.display()),
         };
-        if !is_test {
-            for t in &crate_types {
-                args.push(format!("--crate-type={t}"));
-            }
-        }
-        let is_lib = unit.is_lib() && !is_test;
-        args.push(if is_lib { "--emit=dep-info,metadata,link" } else { "--emit=dep-info,link" }.into());
-        let links_output = !is_lib
-            || crate_types.iter().any(|t| matches!(t.as_str(), "cdylib" | "dylib" | "proc-macro" | "staticlib"));
-
-        let p = &unit.profile;
-        if p.opt_level != "0" {
-            args.push(format!("-Copt-level={}", p.opt_level));
-        }
-        if p.panic == "abort" && !is_test && !unit.is_proc_macro() {
-            args.push("-Cpanic=abort".into());
-        }
-        match p.lto.as_str() {
-            "false" | "" => args.push("-Cembed-bitcode=no".into()),
-            "off" => args.push("-Clto=off".into()),
-            "thin" if links_output => args.push("-Clto=thin".into()),
-            "true" | "fat" if links_output => args.push("-Clto".into()),
-            _ => {}
-        }
-        if let Some(cgu) = p.codegen_units {
-            args.push(format!("-Ccodegen-units={cgu}"));
-        }
-        if let Some(d) = p.debuginfo.filter(|d| d.is_enabled()) {
-            args.push(format!("-Cdebuginfo={}", d.rustc_value()));
-        }
-        if let Some(s) = &p.split_debuginfo {
-            args.push(format!("-Csplit-debuginfo={s}"));
-        }
-        if p.opt_level == "0" {
-            if !p.debug_assertions {
-                args.push("-Cdebug-assertions=off".into());
-            }
-            if !p.overflow_checks {
-                args.push("-Coverflow-checks=off".into());
-            }
-        } else {
-            if p.debug_assertions {
-                args.push("-Cdebug-assertions=on".into());
-            }
-            if p.overflow_checks {
-                args.push("-Coverflow-checks=on".into());
-            }
-        }
-        if p.strip != "none" && !p.strip.is_empty() {
-            args.push(format!("-Cstrip={}", p.strip));
-        }
-        if p.rpath {
-            args.push("-Crpath".into());
-        }
-        args.extend(p.rustflags.iter().cloned());
-        for f in &unit.features {
-            args.push("--cfg".into());
-            args.push(format!("feature=\"{f}\""));
-        }
-        args.push("--check-cfg".into());
-        args.push("cfg(docsrs,test)".into());
-        let values: Vec<String> = pkg.features.iter().map(|f| format!("\"{f}\"")).collect();
-        args.push("--check-cfg".into());
-        args.push(format!("cfg(feature, values({}))", values.join(", ")));
-        args.push("-C".into());
-        args.push(format!("metadata={hash}"));
-        args.push("-C".into());
-        args.push(format!("extra-filename=-{hash}"));
-        if !matches!(unit.source_kind(), SourceKind::Path(_)) {
-            args.push("--cap-lints".into());
-            args.push("allow".into());
-        }
 
         // Dependencies: --extern for direct libraries, -L dependency= for all transitive ones.
         let mut transitive = BTreeSet::new();
         let mut build_script = None;
+        let mut externs = Vec::new();
         for d in &unit.dependencies {
             let du = &ws.graph.units[d.index];
             let dp = self.planned(d.index);
@@ -795,31 +628,25 @@ impl<'a> Planner<'a> {
                 if !du.is_proc_macro() {
                     transitive.extend(self.transitive_libs[d.index].iter().copied());
                 }
-                if let Some(a) = dp.artifacts.iter().find(|a| a.file.ends_with(".rlib") || a.file.ends_with(".so")) {
-                    let prefix = if d.noprelude { "noprelude:" } else { "" };
-                    let path = match (self.lib_ref(consumer, d.index), a.file.strip_suffix(".rlib")) {
+                if let Some(file) = artifacts::extern_file(unit, du, &dp.artifacts) {
+                    let path = match (self.lib_ref(consumer, d.index), file.strip_suffix(".rlib")) {
                         (NodeRef::Metadata(_), Some(stem)) => {
                             format!("{}/{stem}.rmeta", self.node(NodeRef::Metadata(d.index)).1)
                         }
-                        _ => format!("{}/{}", dp.out, a.file),
+                        _ => format!("{}/{file}", dp.out),
                     };
-                    args.push("--extern".into());
-                    args.push(format!("{prefix}{}={path}", d.extern_crate_name));
+                    externs.push(rustc_args::Extern { name: d.extern_crate_name.clone(), path, noprelude: d.noprelude });
                 }
-            } else if du.is_bin() && unit.mode == Mode::Test {
+            } else if du.is_bin() && unit.mode.is_any_test() {
                 if let Some(a) = dp.artifacts.first() {
                     env.insert(format!("CARGO_BIN_EXE_{}", du.target.name), format!("{}/{}", dp.out, a.file));
                 }
             }
         }
-        if unit.is_proc_macro() {
-            args.push("--extern".into());
-            args.push("proc_macro".into());
-        }
+        let mut lib_dirs = Vec::new();
         let mut dep_build_scripts = Vec::new();
         for &t in &transitive {
-            args.push("-L".into());
-            args.push(format!("dependency={}/lib", self.node(self.lib_ref(consumer, t)).1));
+            lib_dirs.push(format!("{}/lib", self.node(self.lib_ref(consumer, t)).1));
             for d in &ws.graph.units[t].dependencies {
                 if ws.graph.units[d.index].is_build_script_run() {
                     dep_build_scripts.push(self.planned(d.index).out.to_string());
@@ -828,121 +655,25 @@ impl<'a> Planner<'a> {
         }
         self.transitive_libs[i] = transitive;
 
-        env.insert("CARGO_CRATE_NAME".into(), name.clone());
-        if unit.is_bin() {
-            env.insert("CARGO_BIN_NAME".into(), unit.target.name.clone());
-        }
-        if pkg.is_member {
-            env.insert("CARGO_PRIMARY_PACKAGE".into(), "1".into());
-        }
-
-        // Artifacts.
-        let out_subdir = if is_lib { "lib" } else { "bin" };
-        if is_lib {
-            for t in &crate_types {
-                let file = match t.as_str() {
-                    "lib" | "rlib" => format!("lib{name}-{hash}.rlib"),
-                    "proc-macro" | "dylib" | "cdylib" => format!("lib{name}-{hash}.so"),
-                    "staticlib" => format!("lib{name}-{hash}.a"),
-                    _ => continue,
-                };
-                let kind = ArtifactKind::Lib;
-                let install_as = match t.as_str() {
-                    "lib" | "rlib" => format!("lib{name}.rlib"),
-                    "staticlib" => format!("lib{name}.a"),
-                    _ => format!("lib{name}.so"),
-                };
-                artifacts.push(Artifact { kind, file: format!("lib/{file}"), install_as });
-            }
-        } else {
-            let file = format!("bin/{name}-{hash}");
-            let (kind, install_as) = if unit.is_build_script_compile() {
-                (ArtifactKind::Internal, String::new())
-            } else if is_test {
-                (ArtifactKind::Test, format!("deps/{name}-{hash}"))
-            } else if unit.is_example() {
-                (ArtifactKind::Example, format!("examples/{}", unit.target.name))
-            } else if unit.is_bench() {
-                (ArtifactKind::Bench, format!("deps/{name}-{hash}"))
-            } else {
-                (ArtifactKind::Bin, unit.target.name.clone())
-            };
-            artifacts.push(Artifact { kind, file, install_as });
-        }
-
-        let link = link_target(unit);
+        let invocation = rustc_args::RustcInvocation {
+            unit,
+            pkg,
+            src_path,
+            lto: &self.lto[i],
+            metadata: hash,
+            extra_filename: Some(hash),
+            out_dir: None,
+            lib_dirs: &lib_dirs,
+            externs: &externs,
+        };
         Ok(Action::Rustc {
             rustc: self.tc.rustc.display().to_string(),
-            args,
-            out_subdir: out_subdir.into(),
+            args: rustc_args::rustc_args(&invocation),
+            out_subdir: artifacts::out_subdir(unit).into(),
             build_script,
             dep_build_scripts,
-            link,
+            link: link_target(unit),
             metadata_only: false,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::unit_graph::UnitGraph;
-
-    #[test]
-    fn link_targets_follow_cargo() {
-        let unit = |kind: &str, crate_type: &str, name: &str, mode: &str| {
-            format!(
-                r#"{{"pkg_id": "path+file:///p#0.1.0", "mode": "{mode}",
-                    "target": {{"kind": ["{kind}"], "crate_types": ["{crate_type}"],
-                                "name": "{name}", "src_path": "/p/x.rs"}}}}"#
-            )
-        };
-        let units = [
-            unit("lib", "lib", "p", "build"),
-            unit("bin", "bin", "tool", "build"),
-            unit("test", "bin", "it", "test"),
-            unit("example", "bin", "ex", "build"),
-            unit("example", "rlib", "exlib", "build"),
-            unit("bench", "bin", "b", "test"),
-            unit("cdylib", "cdylib", "p", "build"),
-            unit("cdylib", "cdylib", "p", "test"),
-        ];
-        let json = format!(r#"{{"version": 1, "units": [{}], "roots": []}}"#, units.join(","));
-        let g = UnitGraph::parse(&json).unwrap();
-        let t: Vec<LinkTarget> = g.units.iter().map(link_target).collect();
-        assert_eq!(t[0], LinkTarget::default());
-        assert_eq!(t[1].bin.as_deref(), Some("tool"));
-        assert!(t[2].test && t[2].bin.is_none());
-        assert!(t[3].example && !t[4].example);
-        assert!(t[5].bench);
-        assert!(t[6].cdylib && !t[7].cdylib);
-    }
-
-    #[test]
-    fn only_libraries_that_libraries_depend_on_are_pipelined() {
-        let unit = |kind: &str, crate_type: &str, mode: &str, deps: &[usize]| {
-            let deps: Vec<String> =
-                deps.iter().map(|d| format!(r#"{{"index": {d}, "extern_crate_name": "d{d}"}}"#)).collect();
-            format!(
-                r#"{{"pkg_id": "path+file:///p#0.1.0", "mode": "{mode}", "dependencies": [{}],
-                    "target": {{"kind": ["{kind}"], "crate_types": ["{crate_type}"],
-                                "name": "n", "src_path": "/p/x.rs"}}}}"#,
-                deps.join(",")
-            )
-        };
-        let units = [
-            unit("lib", "lib", "build", &[]),               // 0: a library's dependency
-            unit("lib", "lib", "build", &[0, 2]),           // 1: depends on 0 and on the macro
-            unit("proc-macro", "proc-macro", "build", &[]), // 2: never (dependents need the .so)
-            unit("lib", "lib", "build", &[]),               // 3: only a binary depends on it
-            unit("bin", "bin", "build", &[1, 3]),           // 4
-            unit("lib", "lib", "test", &[0]),               // 5: a test links
-            unit("lib", "cdylib", "build", &[3]),           // 6: links, so reads rlibs
-        ];
-        let json = format!(r#"{{"version": 1, "units": [{}], "roots": [4]}}"#, units.join(","));
-        let g = UnitGraph::parse(&json).unwrap();
-        assert_eq!(pipelined_units(&g), [true, false, false, false, false, false, false]);
-        assert!(compiles_against_metadata(&g.units[1]));
-        assert!(!compiles_against_metadata(&g.units[5]) && !compiles_against_metadata(&g.units[6]));
     }
 }
