@@ -92,10 +92,15 @@ pub fn manifest_path(gctx: &GlobalContext, args: &CargoArgs) -> Result<PathBuf> 
 /// generation, then [`describe`]. Errors are cargo's own (a manifest cargo rejects, an unknown
 /// profile, a `--target` without its standard library, a stale lock file with `--locked`).
 pub fn plan(command: CargoCommand, args: &CargoArgs) -> Result<cargo_backend::Workspace> {
-    let gctx = global_context(args)?;
-    let manifest = manifest_path(&gctx, args)?;
-    let ws = cargo::core::Workspace::new(&manifest, &gctx)?;
-    let opts = compile_options(&gctx, command, args)?;
+    plan_in(&global_context(args)?, command, args)
+}
+
+/// [`plan`] with a `GlobalContext` of the caller's (its cwd, environment and `--config`
+/// values).
+pub fn plan_in(gctx: &GlobalContext, command: CargoCommand, args: &CargoArgs) -> Result<cargo_backend::Workspace> {
+    let manifest = manifest_path(gctx, args)?;
+    let ws = cargo::core::Workspace::new(&manifest, gctx)?;
+    let opts = compile_options(gctx, command, args)?;
     let interner = UnitInterner::new();
     let bcx = cargo::ops::create_bcx(&ws, &opts, &interner, None)?;
     describe(&bcx)

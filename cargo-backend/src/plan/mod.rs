@@ -582,11 +582,10 @@ impl<'a> Planner<'a> {
     /// for the root package, `None` for other packages (run from their own root, with an
     /// absolute crate root). Build scripts always run in their package's directory.
     fn ws_subdir(&self, pkg: &PackageInfo, unit: &Unit) -> Option<String> {
-        if pkg.source != "path" || unit.is_build_script_run() {
+        if unit.is_build_script_run() {
             return None;
         }
-        let rel = pkg.manifest_dir.strip_prefix(&self.ws.root).ok()?;
-        Some(rel.display().to_string())
+        rustc_args::workspace_subdir(pkg, &self.ws.root).map(|p| p.display().to_string())
     }
 
     fn rustc_action(
@@ -600,7 +599,8 @@ impl<'a> Planner<'a> {
     ) -> Result<Action, Error> {
         let ws = self.ws;
         let unit = &ws.graph.units[i];
-        let rel_src = unit.target.src_path.strip_prefix(&pkg.manifest_dir).map_err(|_| {
+        // As cargo passes it: relative to the workspace root for path packages inside it.
+        let src_path = rustc_args::src_path_arg(unit, pkg, &ws.root, src.as_str()).ok_or_else(|| {
             Error::Unsupported(format!(
                 "{}: source {} is outside the package directory {}",
                 unit.describe(),
@@ -608,11 +608,6 @@ impl<'a> Planner<'a> {
                 pkg.manifest_dir.display()
             ))
         })?;
-        // As cargo passes it: relative to the workspace root for path packages inside it.
-        let src_path = match self.ws_subdir(pkg, unit) {
-            Some(sub) => Path::new(&sub).join(rel_src).display().to_string(),
-            None => format!("{src}/{}", rel_src.display()),
-        };
 
         // Dependencies: --extern for direct libraries, -L dependency= for all transitive ones.
         let mut transitive = BTreeSet::new();

@@ -11,6 +11,8 @@
 //! script of the package prints (added by the builder at run time, after these arguments, as
 //! cargo adds it).
 
+use std::path::Path;
+
 use crate::units::{Mode, PackageInfo, Unit};
 
 use super::lto::{Lto, for_host};
@@ -188,6 +190,27 @@ pub fn rustc_args(inv: &RustcInvocation<'_>) -> Vec<String> {
     }
     args.extend(unit.rustflags.iter().cloned());
     args
+}
+
+/// The crate root as cargo passes it to rustc: relative to the workspace root for a path
+/// package inside it (cargo then runs rustc there), else absolute, under `source_dir` (where the
+/// package's files are: its directory for cargo, its store path for the planner). `None` when
+/// the crate root is outside the package's directory.
+pub fn src_path_arg(unit: &Unit, pkg: &PackageInfo, ws_root: &Path, source_dir: &str) -> Option<String> {
+    let rel = unit.target.src_path.strip_prefix(&pkg.manifest_dir).ok()?;
+    match workspace_subdir(pkg, ws_root) {
+        Some(sub) => Some(sub.join(rel).display().to_string()),
+        None => Some(Path::new(source_dir).join(rel).display().to_string()),
+    }
+}
+
+/// Where a path package inside the workspace root sits, relative to that root (`crates/member`,
+/// or empty for the root package): cargo runs rustc from the workspace root for these.
+pub fn workspace_subdir<'a>(pkg: &'a PackageInfo, ws_root: &Path) -> Option<&'a Path> {
+    if pkg.source != "path" {
+        return None;
+    }
+    pkg.manifest_dir.strip_prefix(ws_root).ok()
 }
 
 /// The crate name rustc is given (`build_script_build` for build scripts).
