@@ -266,12 +266,12 @@ fn pipelining_compiles_libraries_against_metadata() {
     assert!(first.success(), "{}", first.stderr);
     assert_eq!(fx.run(&fx.nix_target().join("debug/registry-user")), expected);
 
-    // The `Unit` lines of -v: "<label> [<target>] <drv> -> <out>".
+    // The `Unit` lines of -v: "<label> [<target> <mode>] <outcome>: <drv> -> <out>".
     let drv_of = |target: &str| -> String {
         let line = first
             .stderr
             .lines()
-            .find(|l| l.trim_start().starts_with("Unit") && l.contains(&format!("[{target}]")))
+            .find(|l| l.trim_start().starts_with("Unit") && l.contains(&format!("[{target} ")))
             .unwrap_or_else(|| panic!("no unit for {target} in:\n{}", first.stderr));
         line.split_whitespace().find(|w| w.ends_with(".drv")).unwrap().to_owned()
     };

@@ -145,7 +145,7 @@ fn build_in(
                 report.copy_time.as_secs_f64()
             ),
         );
-        for u in &report.units {
+        for (u, unit) in report.units.iter().zip(&ws.graph.units) {
             let outcome = match u.outcome {
                 Outcome::Built(_) => "built",
                 Outcome::Reused => "reused",
@@ -155,7 +155,10 @@ fn build_in(
                 Outcome::Interrupted => "interrupted",
                 Outcome::NotNeeded => "not needed",
             };
-            status.line("Unit", &format!("{} [{}] {outcome}: {} -> {}", u.label, u.target_name, u.drv, u.out));
+            status.line(
+                "Unit",
+                &format!("{} [{} {}] {outcome}: {} -> {}", u.label, u.target_name, unit.mode, u.drv, u.out),
+            );
         }
     }
     let ok = report.success();
