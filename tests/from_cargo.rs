@@ -69,7 +69,11 @@ fn check_builds_metadata_and_reports_errors() {
     fx.append("crates/helper/src/lib.rs", "\npub fn broken() -> u32 { \"no\" }\n");
     let run = fx.cargo_nix("check", &["--workspace"]);
     assert!(!run.success());
-    assert!(run.stderr.contains("mismatched types") && run.stderr.contains("crates/helper/src/lib.rs"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("mismatched types") && run.stderr.contains("crates/helper/src/lib.rs"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

@@ -356,7 +356,8 @@ pub fn build_with_cache(
     let stop = &options.stop;
     let start = Instant::now();
     let workspace_key = cache.workspace.key().to_owned();
-    let plan = plan::Planner::plan_cached(store, ws, toolchain, &builder, options.pipelining, &workspace_key, &mut cache.plan);
+    let plan =
+        plan::Planner::plan_cached(store, ws, toolchain, &builder, options.pipelining, &workspace_key, &mut cache.plan);
     // An interrupt during planning makes Nix fail whatever it was doing: report the interrupt.
     if stop.is_requested() {
         return Err(Error::Interrupted("while planning; nothing was built or installed".into()));

@@ -13,8 +13,8 @@ use serde::Serialize;
 use crate::Error;
 use crate::build_script::BuildScriptOutput;
 use crate::plan::{ArtifactKind, PlannedUnit};
-use crate::units::{DebugInfo, Mode, Unit};
 use crate::units::Workspace;
+use crate::units::{DebugInfo, Mode, Unit};
 
 /// How diagnostics and artifacts are reported (cargo's `--message-format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -54,16 +54,13 @@ pub fn compile_options(gctx: &GlobalContext, command: CargoCommand, args: &Cargo
         (Some(p), _) if p == "doc" => {
             anyhow::bail!("profile `doc` is reserved and not allowed to be explicitly specified")
         }
-        (Some(p), _) => {
-            p.as_str()
-        }
+        (Some(p), _) => p.as_str(),
         (None, true) => "release",
         (None, false) => default_profile,
     };
     opts.build_config.requested_profile = InternedString::new(profile);
     opts.spec = Packages::from_flags(args.workspace, args.exclude.clone(), args.packages.clone())?;
-    opts.cli_features =
-        CliFeatures::from_command_line(&args.features, args.all_features, !args.no_default_features)?;
+    opts.cli_features = CliFeatures::from_command_line(&args.features, args.all_features, !args.no_default_features)?;
     let s = &args.select;
     opts.filter = CompileFilter::from_raw_arguments(
         s.lib,

@@ -23,10 +23,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use cargo::CargoResult;
 use cargo::core::compiler::{CompileMode, Executor};
 use cargo::core::{PackageId, Shell, Target};
 use cargo::util::context::GlobalContext;
-use cargo::CargoResult;
 use cargo_backend::plan::lto;
 use cargo_backend::plan::rustc_args::{self, Extern, RustcInvocation};
 use cargo_backend::plan::{artifacts, env};
@@ -159,7 +159,13 @@ struct Compared {
 
 /// Runs cargo's build for `command` with `args` on a fresh copy of the fixture, recording every
 /// rustc run, and compares each with what the planner computes for the same unit.
-fn compare(name: &str, command: CargoCommand, args: CargoArgs, extra_env: &[(&str, &str)], config: &[&str]) -> Compared {
+fn compare(
+    name: &str,
+    command: CargoCommand,
+    args: CargoArgs,
+    extra_env: &[(&str, &str)],
+    config: &[&str],
+) -> Compared {
     let dir = fixture();
     let root = dir.path();
     let args = CargoArgs { manifest_path: Some(root.join("Cargo.toml")), ..args };
@@ -203,8 +209,11 @@ fn compare(name: &str, command: CargoCommand, args: CargoArgs, extra_env: &[(&st
         let metadata = c_value(&r.args, "metadata=").expect("cargo passes -C metadata").to_owned();
         let extra = c_value(&r.args, "extra-filename=-").map(str::to_owned);
         let out_dir = flag_values(&r.args, "--out-dir")[0].to_owned();
-        let lib_dirs: Vec<String> =
-            flag_values(&r.args, "-L").iter().filter_map(|l| l.strip_prefix("dependency=")).map(str::to_owned).collect();
+        let lib_dirs: Vec<String> = flag_values(&r.args, "-L")
+            .iter()
+            .filter_map(|l| l.strip_prefix("dependency="))
+            .map(str::to_owned)
+            .collect();
         let mut externs = Vec::new();
         for d in &unit.dependencies {
             let du = &ours.graph.units[d.index];
@@ -217,9 +226,14 @@ fn compare(name: &str, command: CargoCommand, args: CargoArgs, extra_env: &[(&st
             let files = artifacts::artifacts(du, dep_extra);
             let file = artifacts::extern_file(unit, du, &files).expect("a library has a linkable file");
             let file = Path::new(&file).file_name().unwrap().to_string_lossy().into_owned();
-            externs.push(Extern { name: d.extern_crate_name.clone(), path: format!("{dep_dir}/{file}"), noprelude: d.noprelude });
+            externs.push(Extern {
+                name: d.extern_crate_name.clone(),
+                path: format!("{dep_dir}/{file}"),
+                noprelude: d.noprelude,
+            });
         }
-        let src_path = rustc_args::src_path_arg(unit, pkg, &ours.root, &pkg.manifest_dir.display().to_string()).unwrap();
+        let src_path =
+            rustc_args::src_path_arg(unit, pkg, &ours.root, &pkg.manifest_dir.display().to_string()).unwrap();
         let ours_args = rustc_args::rustc_args(&RustcInvocation {
             unit,
             pkg,
@@ -251,7 +265,12 @@ fn compare(name: &str, command: CargoCommand, args: CargoArgs, extra_env: &[(&st
 
         let manifest_dir = pkg.manifest_dir.display().to_string();
         let tmpdir = ours.target_dir.join("tmp").display().to_string();
-        let cx = env::EnvContext { cargo: "", manifest_dir: &manifest_dir, env_config: &ours.env_config, target_tmpdir: &tmpdir };
+        let cx = env::EnvContext {
+            cargo: "",
+            manifest_dir: &manifest_dir,
+            env_config: &ours.env_config,
+            target_tmpdir: &tmpdir,
+        };
         let mut ours_env = env::rustc_env(unit, pkg, &cx);
         let mut theirs_env: BTreeMap<String, String> =
             r.env.iter().filter_map(|(k, v)| Some((k.clone(), v.clone()?))).collect();

@@ -26,7 +26,11 @@ fn copy(from: &Path, to: &Path) {
             continue;
         }
         let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() { copy(&e.path(), &dst) } else { std::fs::copy(e.path(), &dst).map(drop).unwrap() }
+        if e.file_type().unwrap().is_dir() {
+            copy(&e.path(), &dst)
+        } else {
+            std::fs::copy(e.path(), &dst).map(drop).unwrap()
+        }
     }
 }
 

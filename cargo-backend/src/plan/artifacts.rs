@@ -50,7 +50,11 @@ pub fn artifacts(unit: &Unit, hash: &str) -> Vec<Artifact> {
     let name = crate_name(unit);
     if matches!(unit.mode, Mode::Check { .. }) {
         let file = format!("lib/lib{name}-{hash}.rmeta");
-        return vec![Artifact { kind: ArtifactKind::Metadata, install_as: format!("deps/lib{name}-{hash}.rmeta"), file }];
+        return vec![Artifact {
+            kind: ArtifactKind::Metadata,
+            install_as: format!("deps/lib{name}-{hash}.rmeta"),
+            file,
+        }];
     }
     if is_library_output(unit) {
         let mut out = Vec::new();
@@ -90,7 +94,9 @@ pub fn extern_file<'a>(dependent: &Unit, dep: &Unit, artifacts: &'a [Artifact]) 
         || (super::rustc_args::emits_metadata(dependent)
             && dependent.mode == Mode::Build
             && super::rustc_args::emits_metadata(dep));
-    let linkable = artifacts.iter().find(|a| a.file.ends_with(".rlib") || a.file.ends_with(".so") || a.file.ends_with(".rmeta"))?;
+    let linkable = artifacts
+        .iter()
+        .find(|a| a.file.ends_with(".rlib") || a.file.ends_with(".so") || a.file.ends_with(".rmeta"))?;
     match linkable.file.strip_suffix(".rlib") {
         Some(stem) if rmeta_only => Some(format!("{stem}.rmeta")),
         _ => Some(linkable.file.clone()),

@@ -26,8 +26,7 @@ pub struct EnvContext<'a> {
 /// The variables every process cargo runs for a package sees (`fill_env`), with config `[env]`
 /// under them (cargo never lets `[env]` override its own).
 pub fn package_env(pkg: &PackageInfo, cx: &EnvContext<'_>) -> BTreeMap<String, String> {
-    let mut env: BTreeMap<String, String> =
-        cx.env_config.iter().map(|v| (v.key.clone(), v.value.clone())).collect();
+    let mut env: BTreeMap<String, String> = cx.env_config.iter().map(|v| (v.key.clone(), v.value.clone())).collect();
     let version = &pkg.version;
     let (core, _) = version.split_once('+').unwrap_or((version, ""));
     let (core, pre) = core.split_once('-').unwrap_or((core, ""));

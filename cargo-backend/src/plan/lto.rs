@@ -133,9 +133,7 @@ fn calculate(graph: &UnitGraph, map: &mut HashMap<usize, Lto>, root: usize, root
                     (Lto::Run(s), _) | (_, Lto::Run(s)) => Lto::Run(s.clone()),
                     (Lto::Off, _) | (_, Lto::Off) => Lto::Off,
                     (Lto::ObjectAndBitcode, _) | (_, Lto::ObjectAndBitcode) => Lto::ObjectAndBitcode,
-                    (Lto::OnlyObject, Lto::OnlyBitcode) | (Lto::OnlyBitcode, Lto::OnlyObject) => {
-                        Lto::ObjectAndBitcode
-                    }
+                    (Lto::OnlyObject, Lto::OnlyBitcode) | (Lto::OnlyBitcode, Lto::OnlyObject) => Lto::ObjectAndBitcode,
                 };
                 if &result == old {
                     continue;
@@ -168,9 +166,9 @@ mod tests {
             )
         };
         let units = [
-            unit("lib", "lib", "build", &[2]),                  // 0: a library under the bin
-            unit("bin", "bin", "build", &[0, 3]),               // 1: root
-            unit("proc-macro", "proc-macro", "build", &[]),     // 2: host
+            unit("lib", "lib", "build", &[2]),                    // 0: a library under the bin
+            unit("bin", "bin", "build", &[0, 3]),                 // 1: root
+            unit("proc-macro", "proc-macro", "build", &[]),       // 2: host
             unit("custom-build", "bin", "run-custom-build", &[]), // 3
         ];
         let json = format!(r#"{{"version": 1, "units": [{}], "roots": [1]}}"#, units.join(","));

@@ -42,7 +42,6 @@ pub fn link_target(unit: &Unit) -> LinkTarget {
 #[cfg(test)]
 mod tests {
     use super::*;
-    
 
     #[test]
     fn link_targets_follow_cargo() {

@@ -58,13 +58,38 @@ fn a_dev_library_gets_cargos_arguments_in_cargos_order() {
     let mut u = unit("lib", "lib", "build", DEV, "");
     u.rustflags = vec!["--cfg".into(), "from_rustflags".into()];
     let expected = [
-        "--crate-name", "m", "--edition=2021", "m/src/lib.rs", "--error-format=json",
-        "--json=diagnostic-rendered-ansi,artifacts,future-incompat", "--crate-type", "lib",
-        "--emit=dep-info,metadata,link", "-C", "embed-bitcode=no", "-C", "debuginfo=2",
-        "--warn=unused", "--cfg", "feature=\"default\"", "--check-cfg", "cfg(docsrs,test)",
-        "--check-cfg", "cfg(feature, values(\"default\"))", "-C", "metadata=abc", "-C",
-        "extra-filename=-abc", "--out-dir", "/o", "-L", "dependency=/d", "--extern",
-        "dep=/d/libdep-1.rmeta", "--cfg", "from_rustflags",
+        "--crate-name",
+        "m",
+        "--edition=2021",
+        "m/src/lib.rs",
+        "--error-format=json",
+        "--json=diagnostic-rendered-ansi,artifacts,future-incompat",
+        "--crate-type",
+        "lib",
+        "--emit=dep-info,metadata,link",
+        "-C",
+        "embed-bitcode=no",
+        "-C",
+        "debuginfo=2",
+        "--warn=unused",
+        "--cfg",
+        "feature=\"default\"",
+        "--check-cfg",
+        "cfg(docsrs,test)",
+        "--check-cfg",
+        "cfg(feature, values(\"default\"))",
+        "-C",
+        "metadata=abc",
+        "-C",
+        "extra-filename=-abc",
+        "--out-dir",
+        "/o",
+        "-L",
+        "dependency=/d",
+        "--extern",
+        "dep=/d/libdep-1.rmeta",
+        "--cfg",
+        "from_rustflags",
     ];
     assert_eq!(args(&u, &pkg()), expected);
 }
@@ -88,7 +113,10 @@ fn release_settings_and_registry_packages() {
     let mut p = pkg();
     p.source = "registry".into();
     let a = args(&u, &p).join(" ");
-    assert!(a.contains("--emit=dep-info,link -C opt-level=3 -C panic=abort -C embed-bitcode=no -C codegen-units=1"), "{a}");
+    assert!(
+        a.contains("--emit=dep-info,link -C opt-level=3 -C panic=abort -C embed-bitcode=no -C codegen-units=1"),
+        "{a}"
+    );
     assert!(a.contains("-C overflow-checks=on"), "{a}");
     assert!(!a.contains("debug-assertions"), "{a}");
     assert!(a.contains("-C strip=symbols"), "{a}");

@@ -66,8 +66,9 @@ pub fn load(command: CargoCommand, args: &CargoArgs) -> Result<Workspace, Error>
         cmd.arg("--manifest-path").arg(m);
     }
     let graph_json = match &args.unit_graph_file {
-        Some(f) => std::fs::read_to_string(f)
-            .map_err(|e| Error::Io(format!("reading the unit graph {}", f.display()), e))?,
+        Some(f) => {
+            std::fs::read_to_string(f).map_err(|e| Error::Io(format!("reading the unit graph {}", f.display()), e))?
+        }
         None => run(cmd, "`cargo --unit-graph`")?,
     };
     let graph = UnitGraph::parse(&graph_json).map_err(|e| match &args.unit_graph_file {
@@ -132,8 +133,7 @@ pub fn load(command: CargoCommand, args: &CargoArgs) -> Result<Workspace, Error>
             (p.id.repr.clone(), info)
         })
         .collect();
-    let target_dir =
-        args.target_dir.clone().unwrap_or_else(|| metadata.target_directory.as_std_path().to_path_buf());
+    let target_dir = args.target_dir.clone().unwrap_or_else(|| metadata.target_directory.as_std_path().to_path_buf());
     let ws = Workspace {
         graph,
         packages,

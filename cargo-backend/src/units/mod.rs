@@ -352,7 +352,6 @@ pub enum SourceKind {
     Other,
 }
 
-
 impl Unit {
     /// Compiling a build script: target kind `custom-build` in mode `build`.
     pub fn is_build_script_compile(&self) -> bool {

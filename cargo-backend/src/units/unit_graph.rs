@@ -192,7 +192,6 @@ impl UnitGraph {
             self.units[i].mode = Mode::Check { test: true };
         }
     }
-
 }
 
 fn json_error(e: serde_json::Error) -> UnitGraphError {

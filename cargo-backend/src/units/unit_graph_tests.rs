@@ -118,8 +118,7 @@ fn graph() -> UnitGraph {
 
 /// A minimal unit as JSON, depending on `deps`.
 fn unit_json(name: &str, deps: &[usize]) -> String {
-    let deps: Vec<String> =
-        deps.iter().map(|d| format!(r#"{{"index": {d}, "extern_crate_name": "d{d}"}}"#)).collect();
+    let deps: Vec<String> = deps.iter().map(|d| format!(r#"{{"index": {d}, "extern_crate_name": "d{d}"}}"#)).collect();
     format!(
         r#"{{"pkg_id": "registry+https://example.org/index#{name}@1.0.0",
             "target": {{"kind": ["lib"], "crate_types": ["lib"], "name": "{name}",
@@ -336,10 +335,7 @@ fn cycle_is_reported_with_its_units() {
 fn self_dependency_is_rejected() {
     let json = graph_json(&[("a", &[]), ("b", &[0, 1])], &[1]);
     let err = UnitGraph::parse(&json).unwrap_err();
-    assert!(
-        matches!(&err, UnitGraphError::SelfDependency { unit: 1, pkg_id } if pkg_id.contains("#b@")),
-        "{err:?}"
-    );
+    assert!(matches!(&err, UnitGraphError::SelfDependency { unit: 1, pkg_id } if pkg_id.contains("#b@")), "{err:?}");
 }
 
 #[test]

@@ -5,11 +5,11 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use cargo_nix::cargo;
 use cargo_backend::cache::Cache;
 use cargo_backend::messages::{self, MessageFormat};
 use cargo_backend::units::from_unit_graph;
 use cargo_backend::{BuildOptions, CargoArgs, CargoCommand, Outcome, Stop, Toolchain, Workspace, workspace};
+use cargo_nix::cargo;
 use nix_rs::Store;
 
 use crate::args::{BuildArgs, Switch};
@@ -186,7 +186,6 @@ fn build_in(
     }
     Ok((report, ws, ok))
 }
-
 
 /// cargo's "[optimized + debuginfo]" part of the `Finished` line, from the root units' profile.
 fn finished_description(ws: &Workspace) -> String {

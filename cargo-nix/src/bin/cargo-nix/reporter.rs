@@ -203,4 +203,3 @@ impl Reporter for CliReporter<'_> {
         self.status.line("Stopping", &format!("{in_flight} unit(s) in flight (interrupted)"));
     }
 }
-

@@ -37,4 +37,3 @@ pub fn signal_name(sig: i32) -> &'static str {
         _ => "a signal",
     }
 }
-

@@ -204,4 +204,3 @@ pub fn shell_join<S: AsRef<str>>(words: &[S]) -> String {
     };
     words.iter().map(|w| quote(w.as_ref())).collect::<Vec<_>>().join(" ")
 }
-

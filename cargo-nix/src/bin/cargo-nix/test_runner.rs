@@ -8,7 +8,13 @@ use crate::status::Status;
 
 /// Runs every installed test executable from its package's directory (as cargo does) with
 /// `test_args`, with config `[env]` set; returns whether all passed.
-pub fn run_tests(report: &BuildReport, ws: &Workspace, test_args: &[String], status: &Status, stop: &Stop) -> Result<bool> {
+pub fn run_tests(
+    report: &BuildReport,
+    ws: &Workspace,
+    test_args: &[String],
+    status: &Status,
+    stop: &Stop,
+) -> Result<bool> {
     let tmp = ws.target_dir.join("tmp");
     std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let mut failed = Vec::new();
