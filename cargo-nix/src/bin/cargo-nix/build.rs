@@ -90,6 +90,7 @@ fn build_in(
     let cargo_time = start.elapsed();
     let toolchain = Toolchain::detect_cached(&mut cache)?;
     let toolchain_time = start.elapsed() - cargo_time;
+    check_targets_installed(&ws, &toolchain)?;
     let (store, local_store) = open_stores(args)?;
     let mut options = BuildOptions {
         keep_going: args.keep_going,
@@ -195,4 +196,22 @@ fn finished_description(ws: &Workspace) -> String {
         parts.push("debuginfo");
     }
     parts.join(" + ")
+}
+
+/// Fails, before anything is written, when a unit is built for a target whose standard library
+/// the toolchain does not have: with cargo that is rustc's first error, here it would come only
+/// after the derivations are written.
+fn check_targets_installed(ws: &Workspace, toolchain: &Toolchain) -> Result<()> {
+    let mut triples: Vec<&str> = ws.graph.units.iter().filter_map(|u| u.platform.as_deref()).collect();
+    triples.sort_unstable();
+    triples.dedup();
+    for t in triples {
+        if !toolchain.sysroot.join("lib/rustlib").join(t).join("lib").is_dir() {
+            bail!(
+                "can't find crate for `std`\n  |\n  = note: the `{t}` target may not be installed\n  \
+                 = help: consider downloading the target with `rustup target add {t}`"
+            );
+        }
+    }
+    Ok(())
 }
