@@ -152,9 +152,9 @@ pub fn describe(bcx: &BuildContext<'_, '_>) -> Result<cargo_backend::Workspace> 
     let mut out = Vec::with_capacity(sorted.len());
     for (unit, deps) in &sorted {
         let pkg_id = unit.pkg.package_id().to_spec().to_string();
-        if !packages.contains_key(&pkg_id) {
-            packages.insert(pkg_id.clone(), package_info(bcx, &unit.pkg, primary.contains(&unit.pkg.package_id())));
-        }
+        packages
+            .entry(pkg_id.clone())
+            .or_insert_with(|| package_info(bcx, &unit.pkg, primary.contains(&unit.pkg.package_id())));
         let linker = match linkers.get(&unit.kind) {
             Some(l) => l.clone(),
             None => {

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::rustc_args::{crate_name, uses_test_harness};
+use super::rustc_args::crate_name;
 use crate::units::{Mode, Unit};
 
 /// What a unit produces, for installing it into the target directory.
@@ -74,7 +74,7 @@ pub fn artifacts(unit: &Unit, hash: &str) -> Vec<Artifact> {
         (ArtifactKind::Internal, String::new())
     } else if unit.mode.is_any_test() && unit.is_bench() {
         (ArtifactKind::Bench, format!("deps/{name}-{hash}"))
-    } else if unit.mode.is_any_test() || uses_test_harness(unit) {
+    } else if unit.mode.is_any_test() {
         (ArtifactKind::Test, format!("deps/{name}-{hash}"))
     } else if unit.is_example() {
         (ArtifactKind::Example, format!("examples/{}", unit.target.name))
@@ -89,7 +89,7 @@ pub fn artifacts(unit: &Unit, hash: &str) -> Vec<Artifact> {
 /// The file a dependent passes to `--extern` for library unit `dep`: its `.rmeta` when the
 /// dependent only compiles against it (cargo's `only_requires_rmeta`, or a checked dependency),
 /// else the linkable file.
-pub fn extern_file<'a>(dependent: &Unit, dep: &Unit, artifacts: &'a [Artifact]) -> Option<String> {
+pub fn extern_file(dependent: &Unit, dep: &Unit, artifacts: &[Artifact]) -> Option<String> {
     let rmeta_only = matches!(dep.mode, Mode::Check { .. })
         || (super::rustc_args::emits_metadata(dependent)
             && dependent.mode == Mode::Build
