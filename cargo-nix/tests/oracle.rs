@@ -184,9 +184,9 @@ fn compare(
     let recorded = recorder.0.lock().unwrap().clone();
 
     let lto = lto::generate(&ours.graph);
-    let find = |r: &Recorded| -> usize {
+    let candidates = |r: &Recorded| -> Vec<usize> {
         let host = !r.args.iter().any(|a| a == "--target");
-        let hits: Vec<usize> = (0..ours.graph.units.len())
+        (0..ours.graph.units.len())
             .filter(|&i| {
                 let u = &ours.graph.units[i];
                 u.pkg_id == r.pkg_id
@@ -195,17 +195,12 @@ fn compare(
                     && mode_description(&u.mode) == r.mode
                     && u.platform.is_none() == host
             })
-            .collect();
-        assert_eq!(hits.len(), 1, "{name}: {} {} {} {}: matching units {hits:?}", r.pkg_id, r.target, r.kind, r.mode);
-        hits[0]
+            .collect()
     };
     // Per unit: cargo's extra-filename and out-dir, for the dependents' --extern paths.
     let mut seen: HashMap<usize, (String, String)> = HashMap::new();
     let mut compared = Compared::default();
     for r in &recorded {
-        let i = find(r);
-        let unit = &ours.graph.units[i];
-        let pkg = ours.package_of(i).unwrap();
         let metadata = c_value(&r.args, "metadata=").expect("cargo passes -C metadata").to_owned();
         let extra = c_value(&r.args, "extra-filename=-").map(str::to_owned);
         let out_dir = flag_values(&r.args, "--out-dir")[0].to_owned();
@@ -214,37 +209,6 @@ fn compare(
             .filter_map(|l| l.strip_prefix("dependency="))
             .map(str::to_owned)
             .collect();
-        let mut externs = Vec::new();
-        for d in &unit.dependencies {
-            let du = &ours.graph.units[d.index];
-            if !du.is_lib() || du.is_build_script_run() {
-                continue;
-            }
-            let (dep_extra, dep_dir) = seen
-                .get(&d.index)
-                .unwrap_or_else(|| panic!("{name}: {} built before its dependency {}", unit.describe(), du.describe()));
-            let files = artifacts::artifacts(du, dep_extra);
-            let file = artifacts::extern_file(unit, du, &files).expect("a library has a linkable file");
-            let file = Path::new(&file).file_name().unwrap().to_string_lossy().into_owned();
-            externs.push(Extern {
-                name: d.extern_crate_name.clone(),
-                path: format!("{dep_dir}/{file}"),
-                noprelude: d.noprelude,
-            });
-        }
-        let src_path =
-            rustc_args::src_path_arg(unit, pkg, &ours.root, &pkg.manifest_dir.display().to_string()).unwrap();
-        let ours_args = rustc_args::rustc_args(&RustcInvocation {
-            unit,
-            pkg,
-            src_path,
-            lto: &lto[i],
-            metadata: &metadata,
-            extra_filename: extra.as_deref(),
-            out_dir: Some(&out_dir),
-            lib_dirs: &lib_dirs,
-            externs: &externs,
-        });
         let theirs: Vec<String> = {
             let mut v = Vec::new();
             let mut it = r.args.iter().peekable();
@@ -257,7 +221,82 @@ fn compare(
             }
             v
         };
-        assert_eq!(ours_args, theirs, "{name}: rustc arguments of {}", unit.describe());
+        // The planner's arguments for unit `i`, given cargo's paths and hashes.
+        let ours_for = |i: usize| -> Vec<String> {
+            let unit = &ours.graph.units[i];
+            let pkg = ours.package_of(i).unwrap();
+            let mut externs = Vec::new();
+            for d in &unit.dependencies {
+                let du = &ours.graph.units[d.index];
+                if !du.is_lib() || du.is_build_script_run() {
+                    continue;
+                }
+                let Some((dep_extra, dep_dir)) = seen.get(&d.index) else { return Vec::new() };
+                let files = artifacts::artifacts(du, dep_extra);
+                let file = artifacts::extern_file(unit, du, &files).expect("a library has a linkable file");
+                let file = Path::new(&file).file_name().unwrap().to_string_lossy().into_owned();
+                externs.push(Extern {
+                    name: d.extern_crate_name.clone(),
+                    path: format!("{dep_dir}/{file}"),
+                    noprelude: d.noprelude,
+                });
+            }
+            let src_path =
+                rustc_args::src_path_arg(unit, pkg, &ours.root, &pkg.manifest_dir.display().to_string()).unwrap();
+            rustc_args::rustc_args(&RustcInvocation {
+                unit,
+                pkg,
+                src_path,
+                lto: &lto[i],
+                metadata: &metadata,
+                extra_filename: extra.as_deref(),
+                out_dir: Some(&out_dir),
+                lib_dirs: &lib_dirs,
+                externs: &externs,
+            })
+        };
+        // What the build script of the unit's package printed, as cargo adds it after the
+        // planned arguments (the builder adds it when the unit runs).
+        let script_tail = |i: usize| -> Vec<String> {
+            let unit = &ours.graph.units[i];
+            if !unit.dependencies.iter().any(|d| ours.graph.units[d.index].is_build_script_run()) {
+                return Vec::new();
+            }
+            let build = Path::new(&out_dir).parent().unwrap().join("build");
+            let pkg = ours.package_of(i).unwrap();
+            let output = std::fs::read_dir(&build)
+                .unwrap()
+                .map(|e| e.unwrap().path().join("output"))
+                .find(|o| {
+                    o.parent().unwrap().file_name().unwrap().to_string_lossy().starts_with(&format!("{}-", pkg.name))
+                        && o.is_file()
+                })
+                .unwrap_or_else(|| panic!("{name}: no build-script output for {} in {}", pkg.name, build.display()));
+            let o = cargo_backend::build_script::BuildScriptOutput::parse(&std::fs::read(&output).unwrap(), &pkg.name)
+                .unwrap();
+            assert!(
+                o.library_paths.is_empty() && o.library_links.is_empty(),
+                "the fixture's scripts print no link flags"
+            );
+            let mut tail = Vec::new();
+            for c in &o.cfgs {
+                tail.extend(["--cfg".to_owned(), c.clone()]);
+            }
+            for c in &o.check_cfgs {
+                tail.extend(["--check-cfg".to_owned(), c.clone()]);
+            }
+            tail
+        };
+        let hits = candidates(r);
+        assert!(!hits.is_empty(), "{name}: no unit for {} {} {} {}", r.pkg_id, r.target, r.kind, r.mode);
+        // Units that differ only in their profile (a workspace proc-macro built as a root with
+        // the requested profile and as a dependency with build-override): the one whose
+        // arguments are cargo's.
+        let with_tail = |i: usize| [ours_for(i), script_tail(i)].concat();
+        let i = hits.iter().copied().find(|&i| with_tail(i) == theirs).unwrap_or(hits[0]);
+        let unit = &ours.graph.units[i];
+        let pkg = ours.package_of(i).unwrap();
+        assert_eq!(with_tail(i), theirs, "{name}: rustc arguments of {}", unit.describe());
         // cargo runs rustc from the workspace root for members.
         if rustc_args::workspace_subdir(pkg, &ours.root).is_some() {
             assert_eq!(r.cwd.as_deref(), Some(ours.root.as_path()), "{name}: cwd of {}", unit.describe());
