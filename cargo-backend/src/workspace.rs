@@ -236,7 +236,7 @@ impl CargoArgs {
 }
 
 /// The workspace stage's cached record: the description cargo gave, and the key of everything
-/// it was made from ([`workspace_key`]).
+/// it was made from (the workspace key).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Record {
     key: String,

@@ -125,11 +125,8 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            if e.downcast_ref::<build::CargoError>().is_some() {
-                // cargo's own error, printed as cargo prints it (with its causes).
-                let mut shell = cargo::core::Shell::new();
-                cargo::display_error(&e, &mut shell);
-            } else {
+            // cargo's own errors were printed as cargo prints them (with their causes).
+            if e.downcast_ref::<build::CargoError>().is_none() {
                 status.error(&format!("{e:#}"));
             }
             ExitCode::from(FAILURE)
