@@ -108,7 +108,7 @@ fn mode(m: CompileMode) -> Mode {
         CompileMode::Test => Mode::Test,
         CompileMode::Build => Mode::Build,
         CompileMode::Check { test } => Mode::Check { test },
-        CompileMode::Doc { .. } => Mode::Doc,
+        CompileMode::Doc => Mode::Doc,
         CompileMode::Doctest => Mode::Doctest,
         CompileMode::Docscrape => Mode::Other("docscrape".into()),
         CompileMode::RunCustomBuild => Mode::RunCustomBuild,

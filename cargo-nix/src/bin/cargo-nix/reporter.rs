@@ -123,17 +123,12 @@ impl CliReporter<'_> {
 
     /// One of rustc's diagnostics, as the message format wants it (rustc's closing summary is
     /// dropped, as cargo does).
-    fn diagnostic(&self, index: usize, is_member: bool, mut d: serde_json::Value) {
+    fn diagnostic(&self, index: usize, is_member: bool, d: serde_json::Value) {
         if messages::is_summary(&d) {
             return;
         }
-        // Path packages inside the workspace are compiled from the workspace root, as cargo
-        // does, so their file names are already cargo's; others ran in their own directory.
-        if let Ok(pkg) = self.ws.package_of(index) {
-            if !(pkg.source == "path" && pkg.manifest_dir.starts_with(&self.ws.root)) {
-                messages::relocate(&mut d, &pkg.manifest_dir);
-            }
-        }
+        // rustc runs as cargo runs it (from the workspace root for its path packages, with
+        // absolute crate roots otherwise), so its file names are already cargo's.
         if let MessageFormat::Json { render_diagnostics: false, .. } = self.format {
             if let Ok(line) = messages::compiler_message(self.ws, index, self.format.json_diagnostic(&d)) {
                 self.status.json(&line);
