@@ -1,7 +1,7 @@
 //! From units to derivations: one derivation per unit, created in-process through nix-rs.
 //!
 //! Units are visited dependencies first. For each one the planner computes what cargo would
-//! pass — rustc's arguments ([`rustc_args`]), the environment ([`env`]), the LTO setting
+//! pass — rustc's arguments ([`rustc_args`]), the environment ([`mod@env`]), the LTO setting
 //! ([`lto`]), the unit's hash ([`identity`]) and its files ([`artifacts`]), all pure functions
 //! of the unit facts, unit-tested without a store — writes it as a [`UnitSpec`] into a
 //! derivation whose builder is `cargo-nix-unit`, and learns the derivation's output path before

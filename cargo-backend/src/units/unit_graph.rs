@@ -1,5 +1,5 @@
 //! Reading cargo's unit graph as printed by `cargo build --unit-graph -Z unstable-options`
-//! (version 1) into the neutral [`UnitGraph`](super::UnitGraph): the fallback adapter (see
+//! (version 1) into the neutral [`UnitGraph`]: the fallback adapter (see
 //! [`crate::units`]).
 //!
 //! # Design
