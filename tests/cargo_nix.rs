@@ -507,7 +507,8 @@ fn verbose_shows_commands() {
     let running: Vec<&str> = run.stderr.lines().filter(|l| l.trim_start().starts_with("Running `")).collect();
     assert_eq!(running.len(), run.built, "one command per built unit:\n{}", run.stderr);
     let greeter = running.iter().find(|l| l.contains("--crate-name greeter")).expect("greeter's rustc");
-    assert!(greeter.contains("rustc --crate-name greeter --edition=2021 src/lib.rs"), "{greeter}");
+    // As cargo passes it: relative to the workspace root, where rustc runs.
+    assert!(greeter.contains("rustc --crate-name greeter --edition=2021 greeter/src/lib.rs"), "{greeter}");
     assert!(greeter.contains(" --out-dir ") && greeter.contains("'feature=\"default\"'"), "{greeter}");
     assert!(running.iter().any(|l| l.contains("/bin/build_script_build-")), "build-script runs:\n{}", run.stderr);
     assert!(run.stderr.lines().any(|l| l.trim_start().starts_with("Derivation ") && l.ends_with(".drv")));

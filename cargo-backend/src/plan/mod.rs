@@ -453,11 +453,13 @@ impl<'a> Planner<'a> {
                     transitive.extend(self.transitive_libs[d.index].iter().copied());
                 }
                 if let Some(file) = artifacts::extern_file(unit, du, &dp.artifacts) {
-                    let path = match (self.lib_ref(consumer, d.index), file.strip_suffix(".rlib")) {
-                        (NodeRef::Metadata(_), Some(stem)) => {
-                            format!("{}/{stem}.rmeta", self.node(NodeRef::Metadata(d.index)).1)
+                    // A pipelined library is read from its metadata derivation's output.
+                    let path = match self.lib_ref(consumer, d.index) {
+                        NodeRef::Metadata(m) => {
+                            let stem = file.strip_suffix(".rlib").or_else(|| file.strip_suffix(".rmeta"));
+                            format!("{}/{}.rmeta", self.node(NodeRef::Metadata(m)).1, stem.unwrap_or(&file))
                         }
-                        _ => format!("{}/{file}", dp.out),
+                        NodeRef::Unit(_) => format!("{}/{file}", dp.out),
                     };
                     externs.push(rustc_args::Extern {
                         name: d.extern_crate_name.clone(),
