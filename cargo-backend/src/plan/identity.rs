@@ -20,6 +20,9 @@ pub struct IdentityFacts<'a> {
     pub name: &'a str,
     /// Package version.
     pub version: &'a str,
+    /// The package's directory: the crate root is hashed relative to it, so that the same
+    /// package at two places is one unit.
+    pub manifest_dir: &'a std::path::Path,
     /// The package's lint flags.
     pub lint_rustflags: &'a [String],
     /// The unit's LTO setting.
@@ -35,7 +38,7 @@ pub fn unit_hash(unit: &Unit, facts: &IdentityFacts<'_>, mut deps: Vec<(&str, &s
         name: &'a str,
         version: &'a str,
         source: String,
-        target: &'a crate::units::Target,
+        target: crate::units::Target,
         mode: &'a crate::units::Mode,
         profile: Profile,
         features: &'a [String],
@@ -56,7 +59,10 @@ pub fn unit_hash(unit: &Unit, facts: &IdentityFacts<'_>, mut deps: Vec<(&str, &s
         name: facts.name,
         version: facts.version,
         source,
-        target: &unit.target,
+        target: crate::units::Target {
+            src_path: unit.target.src_path.strip_prefix(facts.manifest_dir).unwrap_or(&unit.target.src_path).into(),
+            ..unit.target.clone()
+        },
         mode: &unit.mode,
         profile: Profile { name: String::new(), ..unit.profile.clone() },
         features: &unit.features,
@@ -88,8 +94,14 @@ mod tests {
 
     #[test]
     fn the_profile_name_is_not_part_of_the_identity_but_its_settings_are() {
-        let facts =
-            IdentityFacts { name: "p", version: "0.1.0", lint_rustflags: &[], lto: &Lto::OnlyObject, toolchain: "t" };
+        let facts = IdentityFacts {
+            name: "p",
+            version: "0.1.0",
+            manifest_dir: std::path::Path::new("/p"),
+            lint_rustflags: &[],
+            lto: &Lto::OnlyObject,
+            toolchain: "t",
+        };
         let dev = unit_hash(&unit("dev"), &facts, vec![]);
         assert_eq!(dev, unit_hash(&unit("test"), &facts, vec![]));
         let mut opt = unit("dev");
@@ -99,5 +111,10 @@ mod tests {
         flags.rustflags = vec!["--cfg".into(), "x".into()];
         assert_ne!(dev, unit_hash(&flags, &facts, vec![]));
         assert_ne!(dev, unit_hash(&unit("dev"), &facts, vec![("d", "0123")]));
+        // The same package elsewhere is the same unit.
+        let mut moved = unit("dev");
+        moved.target.src_path = "/elsewhere/p/src/lib.rs".into();
+        let facts_moved = IdentityFacts { manifest_dir: std::path::Path::new("/elsewhere/p"), ..facts };
+        assert_eq!(dev, unit_hash(&moved, &facts_moved, vec![]));
     }
 }

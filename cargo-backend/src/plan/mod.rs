@@ -256,6 +256,7 @@ impl<'a> Planner<'a> {
         let facts = identity::IdentityFacts {
             name: &pkg.name,
             version: &pkg.version,
+            manifest_dir: &pkg.manifest_dir,
             lint_rustflags: &pkg.lint_rustflags,
             lto: &self.lto[i],
             toolchain: &self.tc.identity,
