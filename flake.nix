@@ -69,7 +69,7 @@
             cargoLock.lockFile = ./Cargo.lock;
             cargoBuildFlags = [
               "-p"
-              "cargo-backend"
+              "cargo-nix"
               "-p"
               "cargo-nix-unit"
               "--bins"
@@ -81,6 +81,11 @@
             buildInputs = [
               nix
               (pkgs.lib.getDev nix) # the C API's headers and pkg-config files
+              # the `cargo` crate cargo-nix plans with: its curl, OpenSSL and zlib come from
+              # the system (libgit2, libssh2 and sqlite are built from bundled sources)
+              pkgs.curl
+              pkgs.openssl
+              pkgs.zlib
             ];
             # The tests need a writable store without a sandbox, a Rust toolchain and sshd.
             doCheck = false;

@@ -266,12 +266,12 @@ fn pipelining_compiles_libraries_against_metadata() {
     assert!(first.success(), "{}", first.stderr);
     assert_eq!(fx.run(&fx.nix_target().join("debug/registry-user")), expected);
 
-    // The `Unit` lines of -v: "<label> [<target>] <drv> -> <out>".
+    // The `Unit` lines of -v: "<label> [<target> <mode>] <outcome>: <drv> -> <out>".
     let drv_of = |target: &str| -> String {
         let line = first
             .stderr
             .lines()
-            .find(|l| l.trim_start().starts_with("Unit") && l.contains(&format!("[{target}]")))
+            .find(|l| l.trim_start().starts_with("Unit") && l.contains(&format!("[{target} ")))
             .unwrap_or_else(|| panic!("no unit for {target} in:\n{}", first.stderr));
         line.split_whitespace().find(|w| w.ends_with(".drv")).unwrap().to_owned()
     };
@@ -517,7 +517,8 @@ fn verbose_shows_commands() {
     let running: Vec<&str> = run.stderr.lines().filter(|l| l.trim_start().starts_with("Running `")).collect();
     assert_eq!(running.len(), run.built, "one command per built unit:\n{}", run.stderr);
     let greeter = running.iter().find(|l| l.contains("--crate-name greeter")).expect("greeter's rustc");
-    assert!(greeter.contains("rustc --crate-name greeter --edition=2021 src/lib.rs"), "{greeter}");
+    // As cargo passes it: relative to the workspace root, where rustc runs.
+    assert!(greeter.contains("rustc --crate-name greeter --edition=2021 greeter/src/lib.rs"), "{greeter}");
     assert!(greeter.contains(" --out-dir ") && greeter.contains("'feature=\"default\"'"), "{greeter}");
     assert!(running.iter().any(|l| l.contains("/bin/build_script_build-")), "build-script runs:\n{}", run.stderr);
     assert!(run.stderr.lines().any(|l| l.trim_start().starts_with("Derivation ") && l.ends_with(".drv")));

@@ -41,55 +41,21 @@ use crate::toolchain::hex;
 
 const CACHE_VERSION: u32 = 3;
 
-/// Everything cached for one manifest.
+/// Everything cached for one manifest: one record per stage, each written by its own stage
+/// only ([`crate::workspace::Record`], the toolchain's two fields, [`crate::plan::Record`]).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Cache {
     version: u32,
-    /// Key of the cached workspace.
-    pub workspace_key: String,
-    /// The unit graph as cargo printed it.
-    pub graph_json: String,
-    /// Package facts by package id.
-    pub packages: Vec<(String, crate::workspace::PackageInfo)>,
-    /// Workspace root.
-    pub root: PathBuf,
-    /// Target directory.
-    pub target_dir: PathBuf,
-    /// Dropped doctest units.
-    pub skipped_doctests: usize,
+    /// The workspace stage's record.
+    pub workspace: crate::workspace::Record,
     /// Key of the cached toolchain.
     pub toolchain_key: String,
     /// The toolchain.
     pub toolchain: Option<crate::toolchain::Toolchain>,
-    /// Package directory → (fingerprint, store path).
-    pub sources: BTreeMap<PathBuf, (String, String)>,
     /// Toolchains added to a store: "store URI\0sysroot" → (fingerprint, store path).
     pub toolchain_imports: BTreeMap<String, (String, String)>,
-    /// Derivations by the hash of their description → (drv, out).
-    pub derivations: BTreeMap<String, (String, String)>,
-    /// Key of the cached plan.
-    pub plan_key: String,
-    /// The plan, per unit: (drv, out, hash, artifacts).
-    pub plan: Vec<CachedUnit>,
-}
-
-/// A planned unit, as cached.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CachedUnit {
-    /// Derivation path.
-    pub drv: String,
-    /// Output path.
-    pub out: String,
-    /// `-C metadata` hash.
-    pub hash: String,
-    /// Label.
-    pub label: String,
-    /// Artifacts.
-    pub artifacts: Vec<crate::plan::Artifact>,
-    /// Metadata derivation and output (pipelined libraries).
-    pub metadata: Option<(String, String)>,
-    /// The nodes the unit reads.
-    pub inputs: Vec<crate::plan::NodeRef>,
+    /// The plan stage's record.
+    pub plan: crate::plan::Record,
 }
 
 impl Cache {
@@ -540,10 +506,10 @@ mod tests {
     fn cache_round_trips_and_rejects_other_versions() {
         let d = tempfile::tempdir().unwrap();
         let f = d.path().join("c.json");
-        let mut c = Cache { workspace_key: "k".into(), ..Default::default() };
+        let mut c = Cache { toolchain_key: "k".into(), ..Default::default() };
         c.save(&f);
-        assert_eq!(Cache::load(&f).workspace_key, "k");
+        assert_eq!(Cache::load(&f).toolchain_key, "k");
         std::fs::write(&f, r#"{"version": 999}"#).unwrap();
-        assert_eq!(Cache::load(&f).workspace_key, "");
+        assert_eq!(Cache::load(&f).toolchain_key, "");
     }
 }

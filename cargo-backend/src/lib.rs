@@ -1,7 +1,11 @@
 //! cargo-backend: builds cargo's unit graph as one Nix derivation per unit, in-process.
 //!
 //! The pipeline, one module each:
-//! 1. [`workspace`]: cargo's unit graph (`--unit-graph`) and `cargo metadata`;
+//! 1. [`units`]: the neutral description of what to build ([`Workspace`]: units with every
+//!    fact cargo resolved, packages, workspace root, target dir), made by an adapter from
+//!    cargo's `BuildContext` (the `cargo-nix` crate) or, as a fallback, from cargo's
+//!    `--unit-graph` JSON ([`units::from_unit_graph`]); [`workspace`] holds cargo's flags and
+//!    the no-op cache that answers before cargo is asked;
 //! 2. [`toolchain`]: rustc, the C compiler, and their identity;
 //! 3. [`plan`]: one derivation per unit, created through nix-rs (no `nix` process, no `.nix`
 //!    file), each running a [`spec::UnitSpec`] with the `cargo-nix-unit` builder (the
@@ -11,7 +15,7 @@
 //! 6. [`messages`]: cargo's `--message-format` JSON messages for the units.
 //!
 //! [`build`] runs 3–5 for a patched cargo that already has a unit graph; the `cargo nix`
-//! binary runs all of it.
+//! binary (in the `cargo-nix` crate, which links cargo's library) runs all of it.
 
 pub mod cache;
 pub mod install;
@@ -20,8 +24,8 @@ pub mod plan;
 pub mod queue;
 pub mod scheduler;
 pub mod toolchain;
-pub mod unit_graph;
 pub mod unit_lock;
+pub mod units;
 pub mod workspace;
 
 use std::path::{Path, PathBuf};
@@ -33,7 +37,8 @@ pub use cargo_nix_unit::{build_script, run_unit, spec};
 pub use install::Installed;
 pub use scheduler::{Failure, Node, Outcome, Reporter, SchedulerOptions, Silent, Stop};
 pub use toolchain::Toolchain;
-pub use workspace::{CargoArgs, CargoCommand, PackageInfo, Workspace};
+pub use units::{PackageInfo, Workspace};
+pub use workspace::{CargoArgs, CargoCommand, TargetSelection};
 
 /// Errors of the backend.
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +49,7 @@ pub enum Error {
     Cargo(String),
     /// The unit graph is malformed.
     #[error("invalid unit graph: {0}")]
-    UnitGraph(#[from] unit_graph::UnitGraphError),
+    UnitGraph(#[from] units::UnitGraphError),
     /// The graph cannot be scheduled.
     #[error("cannot schedule the unit graph: {0}")]
     Graph(String),
@@ -281,10 +286,9 @@ pub fn default_unit_builder() -> Result<PathBuf, Error> {
 }
 
 /// Where the artifacts of `ws`'s root units are installed: `target/<profile>/` (e.g.
-/// `target/debug`), for the profile of the first root.
+/// `target/debug`), or `target/<triple>/<profile>/` with an explicit `--target`.
 pub fn profile_dir(ws: &Workspace) -> PathBuf {
-    let profile = ws.graph.roots.first().map(|&r| ws.graph.units[r].profile.name.as_str()).unwrap_or("dev");
-    ws.target_dir.join(install::profile_dir(profile))
+    ws.profile_dir()
 }
 
 /// Builds the unit graph of `ws` on `store`: plans one derivation per unit, realises them with
@@ -353,7 +357,9 @@ pub fn build_with_cache(
     };
     let stop = &options.stop;
     let start = Instant::now();
-    let plan = plan::Planner::plan_cached(store, ws, toolchain, &builder, options.pipelining, cache);
+    let workspace_key = cache.workspace.key().to_owned();
+    let plan =
+        plan::Planner::plan_cached(store, ws, toolchain, &builder, options.pipelining, &workspace_key, &mut cache.plan);
     // An interrupt during planning makes Nix fail whatever it was doing: report the interrupt.
     if stop.is_requested() {
         return Err(Error::Interrupted("while planning; nothing was built or installed".into()));

@@ -13,8 +13,8 @@ use serde::Serialize;
 use crate::Error;
 use crate::build_script::BuildScriptOutput;
 use crate::plan::{ArtifactKind, PlannedUnit};
-use crate::unit_graph::{DebugInfo, Mode, Unit};
-use crate::workspace::Workspace;
+use crate::units::Workspace;
+use crate::units::{DebugInfo, Mode, Unit};
 
 /// How diagnostics and artifacts are reported (cargo's `--message-format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -453,7 +453,7 @@ pub fn build_finished(success: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::unit_graph::UnitGraph;
+    use crate::units::UnitGraph;
 
     fn graph() -> UnitGraph {
         let unit = |kind: &str, name: &str, mode: &str| {

@@ -1,13 +1,13 @@
-//! Asking cargo for the plan: the unit graph (`--unit-graph`) and package facts
-//! (`cargo metadata`) that the graph lacks (`links`, authors, features, manifest paths).
+//! The workspace stage: cargo's command and flags ([`CargoArgs`]), which files a package's
+//! source is made of ([`source_exclusions`]), and this stage's cached record ([`Record`]),
+//! which answers a no-op rebuild before cargo's workspace is loaded.
 
-use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use crate::Error;
-use crate::cache::{Cache, KeyBuilder, Racy, key_after, key_holds, tree_listing};
-use crate::unit_graph::UnitGraph;
+use serde::{Deserialize, Serialize};
+
+use crate::cache::{KeyBuilder, Racy, key_after, key_holds, tree_listing};
+use crate::units::{PackageInfo, Workspace};
 
 /// What a package's source leaves out, by path relative to the package directory `dir`:
 /// `target/` at its root, `.git` anywhere, the directories of other packages nested inside it
@@ -32,10 +32,10 @@ pub fn source_exclusions<'a>(
     }
 }
 
-/// Adds to `key` everything the unit graph and metadata depend on, over the packages `cache`
-/// knows; false when there is nothing cached or something cannot be read.
-fn workspace_key(command: CargoCommand, args: &CargoArgs, cache: &Cache, key: &mut KeyBuilder) -> bool {
-    if cache.packages.is_empty() {
+/// Adds to `key` everything the unit graph and metadata depend on, over the packages `ws`
+/// holds; false when there is nothing cached or something cannot be read.
+fn workspace_key(command: CargoCommand, args: &CargoArgs, ws: &Workspace, key: &mut KeyBuilder) -> bool {
+    if ws.packages.is_empty() {
         return false;
     }
     let Some(manifest) = args.manifest() else { return false };
@@ -51,7 +51,7 @@ fn workspace_key(command: CargoCommand, args: &CargoArgs, cache: &Cache, key: &m
     for (k, v) in vars {
         key.str(&k).str(&v);
     }
-    key.stat(&cache.root.join("Cargo.toml")).stat(&cache.root.join("Cargo.lock"));
+    key.stat(&ws.root.join("Cargo.toml")).stat(&ws.root.join("Cargo.lock"));
     if let Some(f) = &args.unit_graph_file {
         key.stat(f);
     }
@@ -62,18 +62,20 @@ fn workspace_key(command: CargoCommand, args: &CargoArgs, cache: &Cache, key: &m
         key.stat(&home.join("config.toml")).stat(&home.join("config"));
     }
     let Some(manifest_dir) = manifest.parent() else { return false };
-    for dir in manifest_dir.ancestors().chain(cache.root.ancestors()) {
+    for dir in manifest_dir.ancestors().chain(ws.root.ancestors()) {
         for f in [".cargo/config.toml", ".cargo/config", "rust-toolchain", "rust-toolchain.toml"] {
             key.stat(&dir.join(f));
         }
     }
-    let dirs: Vec<&Path> = cache.packages.iter().map(|(_, p)| p.manifest_dir.as_path()).collect();
-    for (id, p) in &cache.packages {
+    let dirs: Vec<&Path> = ws.manifest_dirs();
+    let mut packages: Vec<(&String, &PackageInfo)> = ws.packages.iter().collect();
+    packages.sort_by(|a, b| a.0.cmp(b.0));
+    for (id, p) in packages {
         if !id.starts_with("path+") && !p.is_member {
             continue;
         }
         key.stat(&p.manifest_dir.join("Cargo.toml"));
-        let excluded = source_exclusions(&p.manifest_dir, dirs.iter().copied(), &cache.target_dir);
+        let excluded = source_exclusions(&p.manifest_dir, dirs.iter().copied(), &ws.target_dir);
         if !tree_listing(&p.manifest_dir, &excluded, key) {
             return false;
         }
@@ -88,33 +90,83 @@ pub enum CargoCommand {
     Build,
     /// `cargo test` (builds test executables; the caller runs them).
     Test,
+    /// `cargo check` (metadata only, no code generation).
+    Check,
 }
 
-/// Cargo's usual selection flags, passed through to `cargo build --unit-graph` and
-/// `cargo metadata`.
+impl CargoCommand {
+    /// The cargo subcommand.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CargoCommand::Build => "build",
+            CargoCommand::Test => "test",
+            CargoCommand::Check => "check",
+        }
+    }
+}
+
+/// Cargo's selection flags, as `cargo build` takes them.
 #[derive(Debug, Clone, Default)]
 pub struct CargoArgs {
     /// `--manifest-path`.
     pub manifest_path: Option<PathBuf>,
     /// `--release`.
     pub release: bool,
+    /// `--profile NAME`.
+    pub profile: Option<String>,
     /// `-p`.
     pub packages: Vec<String>,
     /// `--workspace`.
     pub workspace: bool,
+    /// `--exclude`.
+    pub exclude: Vec<String>,
     /// `--features` (comma or space separated lists allowed, as in cargo).
     pub features: Vec<String>,
     /// `--no-default-features`.
     pub no_default_features: bool,
     /// `--all-features`.
     pub all_features: bool,
+    /// `--target TRIPLE` (repeatable).
+    pub targets: Vec<String>,
     /// `--target-dir`.
     pub target_dir: Option<PathBuf>,
-    /// Extra flags for cargo (e.g. `--offline`, `--locked`).
-    pub extra: Vec<String>,
-    /// Read the unit graph from this file instead of running `cargo --unit-graph` (a patched
-    /// cargo, or tests).
+    /// Target selection: `--lib`, `--bin NAME`, `--bins`, `--example NAME`, `--examples`,
+    /// `--test NAME`, `--tests`, `--bench NAME`, `--benches`, `--all-targets`.
+    pub select: TargetSelection,
+    /// `--locked`.
+    pub locked: bool,
+    /// `--offline`.
+    pub offline: bool,
+    /// `--frozen`.
+    pub frozen: bool,
+    /// Read the unit graph from this file instead of asking cargo (tests, the fuzz corpus).
     pub unit_graph_file: Option<PathBuf>,
+}
+
+/// Which targets of the selected packages to build (cargo's target-selection flags); all
+/// empty means cargo's default for the command.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetSelection {
+    /// `--lib`.
+    pub lib: bool,
+    /// `--bin NAME`.
+    pub bins: Vec<String>,
+    /// `--bins`.
+    pub all_bins: bool,
+    /// `--example NAME`.
+    pub examples: Vec<String>,
+    /// `--examples`.
+    pub all_examples: bool,
+    /// `--test NAME`.
+    pub tests: Vec<String>,
+    /// `--tests`.
+    pub all_tests: bool,
+    /// `--bench NAME`.
+    pub benches: Vec<String>,
+    /// `--benches`.
+    pub all_benches: bool,
+    /// `--all-targets`.
+    pub all_targets: bool,
 }
 
 impl CargoArgs {
@@ -128,262 +180,105 @@ impl CargoArgs {
         cwd.ancestors().map(|d| d.join("Cargo.toml")).find(|p| p.is_file())
     }
 
-    fn feature_flags(&self, cmd: &mut Command) {
-        for f in &self.features {
-            cmd.arg("--features").arg(f);
-        }
-        if self.no_default_features {
-            cmd.arg("--no-default-features");
-        }
-        if self.all_features {
-            cmd.arg("--all-features");
-        }
-        if let Some(m) = &self.manifest_path {
-            cmd.arg("--manifest-path").arg(m);
+    /// The profile cargo builds with: `--profile`, else `release` with `--release`, else
+    /// the command's default (`dev`; `test` runs its tests with `dev` too).
+    pub fn profile_name(&self) -> &str {
+        match &self.profile {
+            Some(p) => p,
+            None if self.release => "release",
+            None => "dev",
         }
     }
-}
 
-/// What the unit graph does not say about a package.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct PackageInfo {
-    /// Package name.
-    pub name: String,
-    /// Version.
-    pub version: String,
-    /// Directory holding `Cargo.toml`.
-    pub manifest_dir: PathBuf,
-    /// `links`.
-    pub links: Option<String>,
-    /// Authors, joined with `:` as in `CARGO_PKG_AUTHORS`.
-    pub authors: String,
-    /// Description.
-    pub description: String,
-    /// Homepage.
-    pub homepage: String,
-    /// Repository.
-    pub repository: String,
-    /// License.
-    pub license: String,
-    /// License file.
-    pub license_file: String,
-    /// rust-version.
-    pub rust_version: String,
-    /// Readme.
-    pub readme: String,
-    /// Declared features (for `--check-cfg`).
-    pub features: BTreeSet<String>,
-    /// Whether it is a workspace member (its warnings are shown, lints not capped).
-    pub is_member: bool,
-    /// Where it comes from: `path`, `registry`, `git`, or another source kind.
-    pub source: String,
-}
-
-impl PackageInfo {
-    /// Registry and git packages: cargo unpacks them once and never changes them.
-    pub fn is_immutable_source(&self) -> bool {
-        !self.is_member && (self.source == "registry" || self.source == "git")
-    }
-}
-
-/// A workspace as cargo sees it for one command.
-#[derive(Debug, Clone)]
-pub struct Workspace {
-    /// The unit graph.
-    pub graph: UnitGraph,
-    /// Package facts by package id (as in the unit graph's `pkg_id`).
-    pub packages: HashMap<String, PackageInfo>,
-    /// The workspace root.
-    pub root: PathBuf,
-    /// The target directory (`--target-dir` or cargo's).
-    pub target_dir: PathBuf,
-    /// Doctest and doc units dropped from the graph (cargo nix does not run rustdoc).
-    pub skipped_doctests: usize,
-}
-
-/// Drops `doc` and `doctest` units (roots that nothing depends on), renumbering the rest.
-fn without_doc_units(graph: UnitGraph) -> (UnitGraph, usize) {
-    use crate::unit_graph::Mode;
-    let keep: Vec<bool> = graph.units.iter().map(|u| !matches!(u.mode, Mode::Doc | Mode::Doctest)).collect();
-    let dropped = keep.iter().filter(|k| !**k).count();
-    if dropped == 0 {
-        return (graph, 0);
-    }
-    let mut new_index = vec![usize::MAX; keep.len()];
-    let mut n = 0;
-    for (i, k) in keep.iter().enumerate() {
-        if *k {
-            new_index[i] = n;
-            n += 1;
-        }
-    }
-    let UnitGraph { version, units, roots } = graph;
-    let units = units
-        .into_iter()
-        .zip(&keep)
-        .filter(|(_, k)| **k)
-        .map(|(mut u, _)| {
-            u.dependencies.retain(|d| keep[d.index]);
-            for d in &mut u.dependencies {
-                d.index = new_index[d.index];
+    /// The flags as cargo's command line spells them (selection, features, profile, target,
+    /// lock-file flags; not the manifest path).
+    pub fn to_cli(&self) -> Vec<String> {
+        let mut v: Vec<String> = Vec::new();
+        let mut flag = |name: &str, on: bool| {
+            if on {
+                v.push(name.to_owned());
             }
-            u
-        })
-        .collect();
-    let roots = roots.into_iter().filter(|r| keep[*r]).map(|r| new_index[r]).collect();
-    (UnitGraph { version, units, roots }, dropped)
-}
-
-fn cargo() -> Command {
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-}
-
-fn run(mut cmd: Command, what: &str) -> Result<String, Error> {
-    let out = cmd.output().map_err(|e| Error::Cargo(format!("running cargo for {what}: {e}")))?;
-    if !out.status.success() {
-        return Err(Error::Cargo(format!("{what} failed:\n{}", String::from_utf8_lossy(&out.stderr).trim_end())));
-    }
-    String::from_utf8(out.stdout).map_err(|e| Error::Cargo(format!("{what} printed non-UTF-8: {e}")))
-}
-
-impl Workspace {
-    /// Like [`Workspace::load`], but reuses `cache` when nothing cargo reads has changed (see
-    /// [`crate::cache`]), and refreshes it otherwise.
-    pub fn load_cached(command: CargoCommand, args: &CargoArgs, cache: &mut Cache) -> Result<Workspace, Error> {
-        if key_holds(&cache.workspace_key, |k| workspace_key(command, args, cache, k)) {
-            if let Ok(graph) = UnitGraph::parse(&cache.graph_json) {
-                return Ok(Workspace {
-                    graph: without_doc_units(graph).0,
-                    packages: cache.packages.iter().cloned().collect(),
-                    root: cache.root.clone(),
-                    target_dir: cache.target_dir.clone(),
-                    skipped_doctests: cache.skipped_doctests,
-                });
+        };
+        flag("--release", self.release);
+        flag("--workspace", self.workspace);
+        flag("--no-default-features", self.no_default_features);
+        flag("--all-features", self.all_features);
+        flag("--lib", self.select.lib);
+        flag("--bins", self.select.all_bins);
+        flag("--examples", self.select.all_examples);
+        flag("--tests", self.select.all_tests);
+        flag("--benches", self.select.all_benches);
+        flag("--all-targets", self.select.all_targets);
+        flag("--locked", self.locked);
+        flag("--offline", self.offline);
+        flag("--frozen", self.frozen);
+        let mut pairs = |name: &str, values: &[String]| {
+            for x in values {
+                v.push(name.to_owned());
+                v.push(x.clone());
             }
+        };
+        pairs("--profile", self.profile.as_slice());
+        pairs("-p", &self.packages);
+        pairs("--exclude", &self.exclude);
+        pairs("--features", &self.features);
+        pairs("--target", &self.targets);
+        pairs("--bin", &self.select.bins);
+        pairs("--example", &self.select.examples);
+        pairs("--test", &self.select.tests);
+        pairs("--bench", &self.select.benches);
+        if let Some(t) = &self.target_dir {
+            v.push("--target-dir".into());
+            v.push(t.display().to_string());
         }
-        let started = Racy::now();
-        let (ws, graph_json) = Self::load_with_json(command, args)?;
-        cache.graph_json = graph_json;
-        cache.packages = ws.packages.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        cache.packages.sort_by(|a, b| a.0.cmp(&b.0));
-        cache.root = ws.root.clone();
-        cache.target_dir = ws.target_dir.clone();
-        cache.skipped_doctests = ws.skipped_doctests;
+        v
+    }
+}
+
+/// The workspace stage's cached record: the description cargo gave, and the key of everything
+/// it was made from (the workspace key).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Record {
+    key: String,
+    workspace: Option<Workspace>,
+}
+
+impl Record {
+    /// The cached description, if its key still matches: nothing cargo reads has changed. This
+    /// is cheap (a stat walk over the path packages) and runs before cargo is asked anything.
+    pub fn lookup(&self, command: CargoCommand, args: &CargoArgs) -> Option<Workspace> {
+        let ws = self.workspace.as_ref()?;
+        key_holds(&self.key, |k| workspace_key(command, args, ws, k)).then(|| ws.clone())
+    }
+
+    /// Remembers `ws` as what `command` with `args` gives now; cargo started reading the
+    /// files at `started`.
+    pub fn store(&mut self, command: CargoCommand, args: &CargoArgs, ws: &Workspace, started: Racy) {
         // The key over the packages cargo just reported, kept only if none of its files changed
         // since cargo started reading them.
-        cache.workspace_key = key_after(started, |k| workspace_key(command, args, cache, k)).unwrap_or_default();
-        Ok(ws)
+        self.key = key_after(started, |k| workspace_key(command, args, ws, k)).unwrap_or_default();
+        self.workspace = Some(ws.clone());
     }
 
-    /// Runs cargo for `command` with `args` and reads the unit graph and the metadata.
-    pub fn load(command: CargoCommand, args: &CargoArgs) -> Result<Workspace, Error> {
-        Self::load_with_json(command, args).map(|(ws, _)| ws)
+    /// The key of the cached description (empty when there is none).
+    pub fn key(&self) -> &str {
+        &self.key
     }
+}
 
-    fn load_with_json(command: CargoCommand, args: &CargoArgs) -> Result<(Workspace, String), Error> {
-        let mut cmd = cargo();
-        cmd.arg(match command {
-            CargoCommand::Build => "build",
-            CargoCommand::Test => "test",
-        });
-        cmd.args(["--unit-graph", "-Z", "unstable-options"]).env("RUSTC_BOOTSTRAP", "1");
-        if args.release {
-            cmd.arg("--release");
-        }
-        for p in &args.packages {
-            cmd.arg("-p").arg(p);
-        }
-        if args.workspace {
-            cmd.arg("--workspace");
-        }
-        if let Some(t) = &args.target_dir {
-            cmd.arg("--target-dir").arg(t);
-        }
-        args.feature_flags(&mut cmd);
-        cmd.args(&args.extra);
-        let graph_json = match &args.unit_graph_file {
-            Some(f) => std::fs::read_to_string(f)
-                .map_err(|e| Error::Io(format!("reading the unit graph {}", f.display()), e))?,
-            None => run(cmd, "`cargo --unit-graph`")?,
-        };
-        let graph = UnitGraph::parse(&graph_json).map_err(|e| match &args.unit_graph_file {
-            Some(f) => Error::Cargo(format!("invalid unit graph {}: {e}", f.display())),
-            None => Error::UnitGraph(e),
-        })?;
-        let (graph, skipped_doctests) = without_doc_units(graph);
-
-        let mut meta = cargo_metadata::MetadataCommand::new();
-        if let Some(m) = &args.manifest_path {
-            meta.manifest_path(m);
-        }
-        let mut other = Vec::new();
-        for f in &args.features {
-            other.extend(["--features".to_owned(), f.clone()]);
-        }
-        if args.no_default_features {
-            other.push("--no-default-features".into());
-        }
-        if args.all_features {
-            other.push("--all-features".into());
-        }
-        other.extend(args.extra.iter().cloned());
-        meta.other_options(other);
-        let metadata = meta.exec().map_err(|e| Error::Cargo(format!("`cargo metadata` failed: {e}")))?;
-        let members: BTreeSet<_> = metadata.workspace_members.iter().map(|id| id.repr.clone()).collect();
-        let packages = metadata
-            .packages
-            .iter()
-            .map(|p| {
-                let info = PackageInfo {
-                    name: p.name.to_string(),
-                    version: p.version.to_string(),
-                    manifest_dir: p.manifest_path.parent().map(|d| d.as_std_path().to_path_buf()).unwrap_or_default(),
-                    links: p.links.clone(),
-                    authors: p.authors.join(":"),
-                    description: p.description.clone().unwrap_or_default(),
-                    homepage: p.homepage.clone().unwrap_or_default(),
-                    repository: p.repository.clone().unwrap_or_default(),
-                    license: p.license.clone().unwrap_or_default(),
-                    license_file: p.license_file.as_ref().map(|f| f.to_string()).unwrap_or_default(),
-                    rust_version: p.rust_version.as_ref().map(|v| v.to_string()).unwrap_or_default(),
-                    readme: p.readme.as_ref().map(|f| f.to_string()).unwrap_or_default(),
-                    features: p.features.keys().cloned().collect(),
-                    is_member: members.contains(&p.id.repr),
-                    source: match &p.source {
-                        None => "path".to_owned(),
-                        Some(s) if s.repr.starts_with("registry+") || s.repr.starts_with("sparse+") => {
-                            "registry".to_owned()
-                        }
-                        Some(s) if s.repr.starts_with("git+") => "git".to_owned(),
-                        Some(s) => s.repr.split('+').next().unwrap_or("other").to_owned(),
-                    },
-                };
-                (p.id.repr.clone(), info)
-            })
-            .collect();
-        let target_dir =
-            args.target_dir.clone().unwrap_or_else(|| metadata.target_directory.as_std_path().to_path_buf());
-        let ws = Workspace {
-            graph,
-            packages,
-            root: metadata.workspace_root.as_std_path().to_path_buf(),
-            target_dir,
-            skipped_doctests,
-        };
-        Ok((ws, graph_json))
+/// The cached description when nothing it depends on changed, else what `load` gives (which
+/// is then cached).
+pub fn load_cached<E>(
+    command: CargoCommand,
+    args: &CargoArgs,
+    record: &mut Record,
+    load: impl FnOnce() -> Result<Workspace, E>,
+) -> Result<Workspace, E> {
+    if let Some(ws) = record.lookup(command, args) {
+        return Ok(ws);
     }
-
-    /// The package of unit `index`.
-    pub fn package_of(&self, index: usize) -> Result<&PackageInfo, Error> {
-        let unit = &self.graph.units[index];
-        self.packages.get(&unit.pkg_id).ok_or_else(|| {
-            Error::Cargo(format!("`cargo metadata` does not list package `{}` of unit {index}", unit.pkg_id))
-        })
-    }
-
-    /// Manifest directories of all packages (to keep nested packages out of each other's
-    /// sources).
-    pub fn manifest_dirs(&self) -> Vec<&Path> {
-        self.packages.values().map(|p| p.manifest_dir.as_path()).collect()
-    }
+    let started = Racy::now();
+    let ws = load()?;
+    record.store(command, args, &ws, started);
+    Ok(ws)
 }

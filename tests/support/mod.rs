@@ -28,7 +28,7 @@ pub fn bin_dir() -> &'static Path {
         let target = repo().join("target/cargo-nix-for-tests");
         let out = cargo()
             .current_dir(repo())
-            .args(["build", "-q", "-p", "cargo-backend", "-p", "cargo-nix-unit", "--bins", "--target-dir"])
+            .args(["build", "-q", "-p", "cargo-nix", "-p", "cargo-nix-unit", "--bins", "--target-dir"])
             .arg(&target)
             .output()
             .expect("running cargo build for cargo-nix");
@@ -149,6 +149,8 @@ impl Fixture {
     /// `cargo nix <sub> <args>` on this fixture and its store.
     pub fn cargo_nix(&self, sub: &str, args: &[&str]) -> NixRun {
         let mut cmd = Command::new(bin_dir().join("cargo-nix"));
+        // Run inside the project, as a user would (cargo reads `.cargo/config.toml` from there).
+        cmd.current_dir(self.dir.path());
         cmd.arg("nix").arg(sub).arg("--manifest-path").arg(self.manifest()).arg("--target-dir").arg(self.nix_target());
         if matches!(sub, "build" | "test") {
             cmd.args(["--store", self.store.uri()]);
@@ -160,6 +162,7 @@ impl Fixture {
     /// `cargo <sub> <args>` (plain cargo) on this fixture.
     pub fn cargo(&self, sub: &str, args: &[&str]) -> Output {
         let out = cargo()
+            .current_dir(self.dir.path())
             .arg(sub)
             .arg("--manifest-path")
             .arg(self.manifest())

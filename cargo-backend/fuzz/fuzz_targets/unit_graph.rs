@@ -2,7 +2,7 @@
 //! has in-range indices and a topological order covering every unit once.
 #![no_main]
 
-use cargo_backend::unit_graph::UnitGraph;
+use cargo_backend::units::UnitGraph;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -38,15 +38,34 @@ pub fn run_from_env() -> Result<(), UnitFailure> {
     run(&spec, Path::new(&out))
 }
 
-fn base_command(spec: &UnitSpec, program: &str) -> Command {
+fn base_command(spec: &UnitSpec, program: &str) -> Result<Command, UnitFailure> {
     let mut cmd = Command::new(program);
-    cmd.env_clear().current_dir(&spec.cwd).env("PATH", &spec.path).envs(&spec.env);
+    cmd.env_clear().current_dir(working_dir(spec)?).env("PATH", &spec.path).envs(&spec.env);
     for key in ["HOME", "TMPDIR", "TMP", "TEMP", "TEMPDIR", "NIX_BUILD_TOP"] {
         if let Some(v) = std::env::var_os(key) {
             cmd.env(key, v);
         }
     }
-    cmd
+    Ok(cmd)
+}
+
+/// The directory the child runs in: `spec.cwd`, or, with a `ws_subdir`, a workspace root made
+/// in the build directory with the package linked at its place in the workspace.
+fn working_dir(spec: &UnitSpec) -> Result<std::path::PathBuf, UnitFailure> {
+    if spec.ws_subdir.is_empty() {
+        return Ok(spec.cwd.clone().into());
+    }
+    let base = std::env::var_os("NIX_BUILD_TOP").map(std::path::PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let root = base.join("ws");
+    let link = root.join(&spec.ws_subdir);
+    if let Some(parent) = link.parent() {
+        fs::create_dir_all(parent).map_err(|e| UnitFailure(format!("creating {}: {e}", parent.display())))?;
+    }
+    if fs::symlink_metadata(&link).is_err() {
+        std::os::unix::fs::symlink(&spec.cwd, &link)
+            .map_err(|e| UnitFailure(format!("linking {} to {}: {e}", link.display(), spec.cwd)))?;
+    }
+    Ok(root)
 }
 
 fn read_script_output(dir: &str, package: &str) -> Result<BuildScriptOutput, UnitFailure> {
@@ -62,7 +81,7 @@ pub fn run(spec: &UnitSpec, out: &Path) -> Result<(), UnitFailure> {
         Action::Rustc { rustc, args, out_subdir, build_script, dep_build_scripts, link, metadata_only } => {
             let artifacts = out.join(out_subdir);
             mkdir(&artifacts)?;
-            let mut cmd = base_command(spec, rustc);
+            let mut cmd = base_command(spec, rustc)?;
             cmd.args(args);
             if let Some(bs) = build_script {
                 let o = read_script_output(bs, &spec.package)?;
@@ -102,7 +121,7 @@ pub fn run(spec: &UnitSpec, out: &Path) -> Result<(), UnitFailure> {
         Action::RunBuildScript { program, dep_links } => {
             let out_dir = out.join("out-dir");
             mkdir(&out_dir)?;
-            let mut cmd = base_command(spec, program);
+            let mut cmd = base_command(spec, program)?;
             cmd.env("OUT_DIR", &out_dir);
             for (links, dir) in dep_links {
                 cmd.envs(read_script_output(dir, &spec.package)?.to_dep_env(links));

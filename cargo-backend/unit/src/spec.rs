@@ -22,8 +22,14 @@ pub struct UnitSpec {
     pub label: String,
     /// The package name as cargo prints it.
     pub package: String,
-    /// The working directory: the package's source root in the store.
+    /// The package's source root in the store: the working directory, unless `ws_subdir`.
     pub cwd: String,
+    /// Where the package sits in its workspace, when rustc runs from the workspace root as
+    /// cargo runs it for path packages (e.g. `crates/member`): the builder links
+    /// `<build dir>/ws/<ws_subdir>` to `cwd` and runs in `<build dir>/ws`, so relative crate
+    /// roots, `file!()` and diagnostics read as under cargo. Empty: run in `cwd`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ws_subdir: String,
     /// `PATH` for the child process (the toolchain's and the C compiler's directories).
     pub path: String,
     /// Environment set for the child, before what the build script adds.

@@ -1,0 +1,199 @@
+//! The planner's store side: package sources added to the store (skipped while their
+//! fingerprint matches), derivations created (or reused from the plan record), and the whole
+//! plan reused when nothing it depends on changed.
+
+use std::path::Path;
+
+use nix_rs::{AddPathOptions, DerivationBuilder, Store, StorePath};
+use sha2::{Digest, Sha256};
+
+use super::{CachedUnit, Plan, PlannedUnit, Planner, Record, sanitize};
+use crate::Error;
+use crate::toolchain::{Toolchain, hex};
+use crate::units::{PackageInfo, Unit, Workspace};
+
+impl<'a> Planner<'a> {
+    /// The package's source in the store (added once per run, and not at all while its
+    /// fingerprint matches the one cached with a still-valid store path).
+    pub(super) fn source(&mut self, pkg: &PackageInfo) -> Result<StorePath, Error> {
+        if let Some(p) = self.sources.get(&pkg.manifest_dir) {
+            return Ok(p.clone());
+        }
+        let dir = pkg.manifest_dir.clone();
+        let excluded = crate::workspace::source_exclusions(&dir, self.ws.manifest_dirs(), &self.ws.target_dir);
+        let start = std::time::Instant::now();
+        let immutable = pkg.is_immutable_source();
+        let compute = |k: &mut crate::cache::KeyBuilder| {
+            if immutable {
+                // Registry and git checkouts never change under cargo (it does not look
+                // either): a stat of the directory, its manifest and cargo's unpack marker.
+                k.stat(&dir).stat(&dir.join("Cargo.toml")).stat(&dir.join(".cargo-ok"));
+                true
+            } else {
+                crate::cache::tree_fingerprint(&dir, &excluded, k)
+            }
+        };
+        if let Some((cached_fp, cached_path)) = self.source_cache.get(&dir) {
+            if crate::cache::key_holds(cached_fp, compute) {
+                if let Ok(p) = self.store.parse_path(cached_path) {
+                    if self.store.is_valid_path(&p).map_err(|e| Error::Nix(format!("checking {p}"), e))? {
+                        self.source_time += start.elapsed();
+                        self.sources.insert(dir, p.clone());
+                        return Ok(p);
+                    }
+                }
+            }
+        }
+        // Made before the files are added, so an edit while they are is seen next time.
+        let fingerprint = crate::cache::key_before(compute);
+        let name = sanitize(&format!("{}-{}-src", pkg.name, pkg.version));
+        let path = self
+            .store
+            .add_path(&dir, AddPathOptions::new().name(name).filter(move |rel, _kind| !excluded(rel)))
+            .map_err(|e| {
+                Error::Nix(format!("adding the source of {} v{} ({})", pkg.name, pkg.version, dir.display()), e)
+            })?;
+        self.source_time += start.elapsed();
+        match fingerprint {
+            Some(fp) => self.source_cache.insert(dir.clone(), (fp, path.to_string())),
+            None => self.source_cache.remove(&dir),
+        };
+        self.sources.insert(dir, path.clone());
+        Ok(path)
+    }
+
+    /// Plans every unit of `ws`, reusing `cache` (the builder and sources whose files did not
+    /// change, and the whole plan when its key matches and it can still be used), and updates
+    /// the cache.
+    pub fn plan_cached(
+        store: &'a Store,
+        ws: &'a Workspace,
+        tc: &'a Toolchain,
+        builder: &Path,
+        pipelining: bool,
+        workspace_key: &str,
+        cache: &mut Record,
+    ) -> Result<Plan, Error> {
+        let this =
+            Self::with_source_cache(store, ws, tc, builder, std::mem::take(&mut cache.sources))?.pipelining(pipelining);
+        this.plan_with(workspace_key, cache)
+    }
+
+    fn plan_with(mut self, workspace_key: &str, cache: &mut Record) -> Result<Plan, Error> {
+        let order = self.ws.graph.topological_order();
+        let mut sources = Vec::new();
+        for &i in &order {
+            let pkg = self.ws.package_of(i)?;
+            sources.push(self.source(pkg)?.to_string());
+        }
+        cache.sources = std::mem::take(&mut self.source_cache);
+        let source_time = self.source_time;
+
+        let mut key = crate::cache::KeyBuilder::default();
+        key.str(workspace_key).str(&self.tc.identity).str(self.builder.as_str());
+        let uri = self.store.uri().map_err(|e| Error::Nix("reading the store URI".into(), e))?;
+        let store_dir = self.store.store_dir().map_err(|e| Error::Nix("reading the store dir".into(), e))?;
+        key.str(&uri).str(&store_dir);
+        key.str(if self.pipelined.is_empty() { "" } else { "pipelining" });
+        for s in &sources {
+            key.str(s);
+        }
+        for t in &self.toolchain_inputs {
+            key.str(t.as_str());
+        }
+        let key = key.finish();
+        if !workspace_key.is_empty() && key == cache.plan_key && cache.plan.len() == self.ws.graph.units.len() {
+            if let Some(plan) = self.cached_plan(&cache.plan, source_time)? {
+                return Ok(plan);
+            }
+        }
+        self.drv_memo = std::mem::take(&mut cache.derivations);
+        self.plan_all()?;
+        cache.derivations = std::mem::take(&mut self.drv_memo_used);
+        let plan = self.into_plan();
+        cache.plan_key = key;
+        cache.plan = plan
+            .units
+            .iter()
+            .map(|u| CachedUnit {
+                drv: u.drv.to_string(),
+                out: u.out.to_string(),
+                hash: u.hash.clone(),
+                label: u.label.clone(),
+                artifacts: u.artifacts.clone(),
+                metadata: u.metadata.as_ref().map(|(d, o)| (d.to_string(), o.to_string())),
+                inputs: u.inputs.clone(),
+            })
+            .collect();
+        Ok(plan)
+    }
+
+    /// The cached plan, if it can still be used: every output is valid (nothing to build), or
+    /// every derivation is (what is missing can be built from them).
+    /// A failing validity check is an error, not a reason to plan again.
+    fn cached_plan(&self, cached: &[CachedUnit], source_time: std::time::Duration) -> Result<Option<Plan>, Error> {
+        let valid = |p: &StorePath| self.store.is_valid_path(p).map_err(|e| Error::Nix(format!("checking {p}"), e));
+        let parse = |p: &str| self.store.parse_path(p).ok();
+        let mut units = Vec::with_capacity(cached.len());
+        let mut all_outputs_valid = true;
+        for (i, c) in cached.iter().enumerate() {
+            let Some(out) = parse(&c.out) else { return Ok(None) };
+            all_outputs_valid = all_outputs_valid && valid(&out)?;
+            let metadata = match &c.metadata {
+                Some((d, o)) => match (parse(d), parse(o)) {
+                    (Some(d), Some(o)) => Some((d, o)),
+                    _ => return Ok(None),
+                },
+                None => None,
+            };
+            let unit = &self.ws.graph.units[i];
+            let Ok(pkg) = self.ws.package_of(i) else { return Ok(None) };
+            let Some(drv) = parse(&c.drv) else { return Ok(None) };
+            units.push(PlannedUnit {
+                index: i,
+                label: c.label.clone(),
+                package: format!("{}@{}", pkg.name, pkg.version),
+                target_name: unit.target.name.clone(),
+                hash: c.hash.clone(),
+                drv,
+                out,
+                metadata,
+                inputs: c.inputs.clone(),
+                artifacts: c.artifacts.clone(),
+                is_build_script_run: unit.is_build_script_run(),
+                is_member: pkg.is_member,
+            });
+        }
+        if !all_outputs_valid {
+            for u in &units {
+                for d in std::iter::once(&u.drv).chain(u.metadata.as_ref().map(|(d, _)| d)) {
+                    if !valid(d)? {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+        Ok(Some(Plan { units, source_time }))
+    }
+
+    /// Creates `drv`, or reuses the derivation an earlier run made from the very same
+    /// description when it is still valid (a leaf edit then rewrites only the edited units).
+    pub(super) fn create(&mut self, drv: &DerivationBuilder, unit: &Unit) -> Result<(StorePath, StorePath), Error> {
+        let json = serde_json::to_vec(drv).expect("derivations serialize");
+        let key = hex(&Sha256::digest(&json));
+        if let Some((d, o)) = self.drv_memo.get(&key) {
+            if let (Ok(d), Ok(o)) = (self.store.parse_path(d), self.store.parse_path(o)) {
+                if self.store.is_valid_path(&d).map_err(|e| Error::Nix(format!("checking {d}"), e))? {
+                    self.drv_memo_used.insert(key, (d.to_string(), o.to_string()));
+                    return Ok((d, o));
+                }
+            }
+        }
+        let created = drv
+            .create(self.store)
+            .map_err(|e| Error::Nix(format!("creating the derivation of {}", unit.describe()), e))?;
+        let out = created.outputs["out"].clone();
+        self.drv_memo_used.insert(key, (created.drv_path.to_string(), out.to_string()));
+        Ok((created.drv_path, out))
+    }
+}

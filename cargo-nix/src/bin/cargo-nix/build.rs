@@ -1,0 +1,231 @@
+//! `cargo nix build` (and the build half of `test` and `check`): plan with cargo's library,
+//! open the stores, build, print the summary.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use cargo_backend::cache::Cache;
+use cargo_backend::messages::{self, MessageFormat};
+use cargo_backend::units::from_unit_graph;
+use cargo_backend::{BuildOptions, CargoArgs, CargoCommand, Outcome, Stop, Toolchain, Workspace, workspace};
+use cargo_nix::cargo;
+use nix_rs::Store;
+
+use cargo_backend::toolchain::ToolchainSource;
+
+use crate::args::{BuildArgs, Switch, ToolchainFrom};
+use crate::reporter::CliReporter;
+use crate::status::Status;
+
+/// An error cargo reported while planning, already printed the way cargo prints it.
+#[derive(Debug)]
+pub struct CargoError;
+
+impl std::fmt::Display for CargoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("cargo could not plan the build")
+    }
+}
+
+impl std::error::Error for CargoError {}
+
+/// The neutral description of the build: from cargo's library in this process, or from a
+/// unit-graph file (`--unit-graph`, the fallback adapter).
+fn describe(command: CargoCommand, args: &CargoArgs) -> Result<Workspace> {
+    if args.unit_graph_file.is_some() {
+        return Ok(from_unit_graph::load(command, args)?);
+    }
+    cargo_nix::from_cargo::plan(command, args).map_err(|e| {
+        let mut shell = cargo::core::Shell::new();
+        cargo::display_error(&e, &mut shell);
+        anyhow::Error::new(CargoError)
+    })
+}
+
+fn open_store(uri: &str) -> Result<Store> {
+    Store::open(uri).with_context(|| format!("opening the Nix store '{uri}'"))
+}
+
+/// The store to build in, made the one Nix's build hook uses (remote builders copy inputs from
+/// and outputs back into it), and the local store target/ links into when that is another.
+fn open_stores(args: &BuildArgs) -> Result<(Store, Option<Store>)> {
+    let store = open_store(&args.store)?;
+    store.set_as_default().with_context(|| format!("making '{}' Nix's `store` setting", args.store))?;
+    let local = match &args.local_store {
+        Some(uri) => Some(open_store(uri).context("opening the --local-store")?),
+        None if !store.is_on_this_machine() => Some(
+            open_store("auto")
+                .with_context(|| format!("'{}' is not on this machine; opening the local store", args.store))?,
+        ),
+        None => None,
+    };
+    Ok((store, local))
+}
+
+/// The build's report, the description it built, and whether it succeeded.
+pub type Built = (cargo_backend::BuildReport, Workspace, bool);
+
+/// Builds, and in the JSON formats ends stdout with `build-finished` (also when the build could
+/// not run).
+pub fn build(args: &BuildArgs, command: CargoCommand, status: &Status, stop: &Stop) -> Result<Built> {
+    let format = MessageFormat::parse(&args.message_format).map_err(anyhow::Error::msg)?;
+    let result = build_in(args, command, status, format, stop);
+    if format.is_json() {
+        status.json(&messages::build_finished(result.as_ref().is_ok_and(|(_, _, ok)| *ok)));
+    }
+    result
+}
+
+fn build_in(
+    args: &BuildArgs,
+    command: CargoCommand,
+    status: &Status,
+    format: MessageFormat,
+    stop: &Stop,
+) -> Result<Built> {
+    let start = Instant::now();
+    let cargo_args = args.cargo_args();
+    let cache_file = cargo_args.manifest().and_then(|m| Cache::file_for(&m));
+    let mut cache = cache_file.as_deref().map(Cache::load).unwrap_or_default();
+    let ws = workspace::load_cached(command, &cargo_args, &mut cache.workspace, || describe(command, &cargo_args))?;
+    let cargo_time = start.elapsed();
+    let toolchain = Toolchain::detect_cached(&mut cache)?;
+    check_targets_installed(&ws, &toolchain)?;
+    let (store, local_store) = open_stores(args)?;
+    let source = match args.toolchain {
+        ToolchainFrom::Auto => ToolchainSource::Auto,
+        ToolchainFrom::Store => ToolchainSource::Store,
+        ToolchainFrom::Host => ToolchainSource::Host,
+    };
+    let (toolchain, imported) = toolchain.for_store(source, &store, &mut cache)?;
+    if let Some(took) = imported {
+        status.line(
+            "Added",
+            &format!("toolchain {} to the store in {:.1}s", toolchain.sysroot.display(), took.as_secs_f64()),
+        );
+    }
+    let toolchain_time = start.elapsed() - cargo_time;
+    let mut options = BuildOptions {
+        keep_going: args.keep_going,
+        cache: args.cache.clone(),
+        pipelining: args.pipelining == Switch::On,
+        stop: stop.clone(),
+        ..BuildOptions::default()
+    };
+    if let Some(j) = args.jobs {
+        if j == 0 {
+            bail!("-j must be at least 1");
+        }
+        options.jobs = j;
+    }
+    let mut reporter = CliReporter {
+        status,
+        ws: &ws,
+        store: &store,
+        format,
+        verbose: args.verbose,
+        announced: HashSet::new(),
+        plan: Vec::new(),
+        profile_dir: std::path::absolute(cargo_backend::profile_dir(&ws))?,
+        running: Vec::new(),
+    };
+    let report = cargo_backend::build_with_cache(
+        &store,
+        local_store.as_ref(),
+        &ws,
+        &toolchain,
+        &options,
+        &mut reporter,
+        &mut cache,
+    );
+    status.finish_progress();
+    let report = report?;
+    if let Some(f) = &cache_file {
+        cache.save(f);
+    }
+    for w in &report.warnings {
+        status.raw(&format!("warning: {w}"));
+    }
+    if args.verbose {
+        status.line(
+            "Timings",
+            &format!(
+                "planning {:.3}s, toolchain {:.3}s, sources {:.3}s, derivations {:.3}s, realise {:.3}s, copy {:.3}s",
+                cargo_time.as_secs_f64(),
+                toolchain_time.as_secs_f64(),
+                report.source_time.as_secs_f64(),
+                (report.plan_time - report.source_time).as_secs_f64(),
+                report.build_time.as_secs_f64(),
+                report.copy_time.as_secs_f64()
+            ),
+        );
+        for (u, unit) in report.units.iter().zip(&ws.graph.units) {
+            let outcome = match u.outcome {
+                Outcome::Built(_) => "built",
+                Outcome::Reused => "reused",
+                Outcome::Substituted => "substituted",
+                Outcome::Failed(_) => "failed",
+                Outcome::Skipped => "skipped",
+                Outcome::Interrupted => "interrupted",
+                Outcome::NotNeeded => "not needed",
+            };
+            status.line(
+                "Unit",
+                &format!("{} [{} {}] {outcome}: {} -> {}", u.label, u.target_name, unit.mode, u.drv, u.out),
+            );
+        }
+    }
+    let ok = report.success();
+    let profile = ws.profile.as_str();
+    let opt = finished_description(&ws);
+    if ok {
+        status.line(
+            "Finished",
+            &format!(
+                "`{profile}` profile [{opt}] target(s) in {:.2}s ({} built, {} reused, {} substituted)",
+                start.elapsed().as_secs_f64(),
+                report.built(),
+                report.reused(),
+                report.substituted()
+            ),
+        );
+    } else {
+        status.error(&format!(
+            "build failed: {} unit(s) failed, {} not built ({} built, {} reused)",
+            report.failed(),
+            report.skipped(),
+            report.built(),
+            report.reused()
+        ));
+    }
+    Ok((report, ws, ok))
+}
+
+/// cargo's "[optimized + debuginfo]" part of the `Finished` line, from the root units' profile.
+fn finished_description(ws: &Workspace) -> String {
+    let Some(p) = ws.graph.roots.first().map(|&r| &ws.graph.units[r].profile) else { return "optimized".into() };
+    let mut parts = vec![if p.opt_level == "0" { "unoptimized" } else { "optimized" }];
+    if p.debuginfo.is_some_and(|d| d.is_enabled()) {
+        parts.push("debuginfo");
+    }
+    parts.join(" + ")
+}
+
+/// Fails, before anything is written, when a unit is built for a target whose standard library
+/// the toolchain does not have: with cargo that is rustc's first error, here it would come only
+/// after the derivations are written.
+fn check_targets_installed(ws: &Workspace, toolchain: &Toolchain) -> Result<()> {
+    let mut triples: Vec<&str> = ws.graph.units.iter().filter_map(|u| u.platform.as_deref()).collect();
+    triples.sort_unstable();
+    triples.dedup();
+    for t in triples {
+        if !toolchain.sysroot.join("lib/rustlib").join(t).join("lib").is_dir() {
+            bail!(
+                "can't find crate for `std`\n  |\n  = note: the `{t}` target may not be installed\n  \
+                 = help: consider downloading the target with `rustup target add {t}`"
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,200 @@
+//! The build's reporter: what `cargo nix` prints as units start and finish (cargo's
+//! "Compiling" lines, diagnostics, `--message-format json` messages).
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use cargo_backend::messages::{self, MessageFormat};
+use cargo_backend::plan::{Plan, PlannedUnit};
+use cargo_backend::spec::{Action, SPEC_ENV, UnitSpec};
+use cargo_backend::{Failure, Outcome, Reporter, Workspace};
+use nix_rs::Store;
+
+use crate::status::{Status, shell_join};
+
+/// Reports a build the way cargo does.
+pub struct CliReporter<'a> {
+    pub status: &'a Status,
+    pub ws: &'a Workspace,
+    pub store: &'a Store,
+    pub format: MessageFormat,
+    pub verbose: bool,
+    pub announced: HashSet<String>,
+    /// The plan, once [`Reporter::planned`] has been called.
+    pub plan: Vec<PlannedUnit>,
+    pub profile_dir: PathBuf,
+    /// Units being built, with their progress-bar names, in start order.
+    pub running: Vec<(usize, String)>,
+}
+
+impl CliReporter<'_> {
+    fn announce(&mut self, index: usize, verb: &str) {
+        let unit = &self.ws.graph.units[index];
+        if let Ok(pkg) = self.ws.package_of(index) {
+            let _ = unit;
+            let label = if pkg.source == "path" {
+                format!("{} v{} ({})", pkg.name, pkg.version, pkg.manifest_dir.display())
+            } else {
+                format!("{} v{}", pkg.name, pkg.version)
+            };
+            if self.announced.insert(label.clone()) {
+                self.status.line(verb, &label);
+            }
+        }
+    }
+
+    fn update_bar(&self) {
+        let names: Vec<&str> = self.running.iter().map(|(_, n)| n.as_str()).collect();
+        self.status.bar.set_message(names.join(", "));
+    }
+
+    /// `-v`: the command the unit runs (from the spec in its derivation) and the derivation.
+    fn show_command(&self, index: usize) {
+        let Some(p) = self.plan.get(index) else { return };
+        let spec = self
+            .store
+            .read_derivation(&p.drv)
+            .ok()
+            .and_then(|d| d.env.get(SPEC_ENV).and_then(|json| serde_json::from_str::<UnitSpec>(json).ok()));
+        match spec.map(|s| s.action) {
+            Some(Action::Rustc { rustc, mut args, out_subdir, build_script, dep_build_scripts, .. }) => {
+                args.insert(0, rustc);
+                args.push("--out-dir".into());
+                args.push(format!("{}/{out_subdir}", p.out));
+                let added = if build_script.is_some() {
+                    " (+ the cfgs, env and link flags of the build script's output)"
+                } else if !dep_build_scripts.is_empty() {
+                    " (+ link paths from dependencies' build scripts)"
+                } else {
+                    ""
+                };
+                self.status.line("Running", &format!("`{}`{added}", shell_join(&args)));
+            }
+            Some(Action::RunBuildScript { program, .. }) => {
+                self.status.line("Running", &format!("`{}`", shell_join(&[program])));
+            }
+            None => {}
+        }
+        self.status.line("Derivation", p.drv.as_str());
+    }
+
+    /// The messages of a unit whose output is in the store: its diagnostics (replayed for a
+    /// fresh unit, as cargo does), build-script warnings, and the JSON artifact messages.
+    fn unit_done(&mut self, index: usize, fresh: bool) {
+        let Some(p) = self.plan.get(index) else { return };
+        let Ok(out) = self.store.real_path(&p.out) else { return };
+        let json = self.format.is_json();
+        if p.is_build_script_run {
+            let Ok(bytes) = std::fs::read(out.join("output")) else { return };
+            let Ok(o) = cargo_backend::build_script::BuildScriptOutput::parse(&bytes, &p.label) else { return };
+            if p.is_member {
+                for w in &o.warnings {
+                    self.status.raw(&format!("warning: {}: {w}", p.package));
+                }
+            }
+            if json {
+                self.status.json(&messages::build_script_executed(self.ws, index, &o, &out.join("out-dir")));
+            }
+            return;
+        }
+        let mut warnings = 0;
+        for d in cargo_backend::run_unit::diagnostics(&out) {
+            let warning = d.get("level").and_then(|l| l.as_str()) == Some("warning");
+            warnings += usize::from(warning && !messages::is_summary(&d));
+            self.diagnostic(index, p.is_member, d);
+        }
+        let summary = warnings > 0
+            && p.is_member
+            && !matches!(self.format, MessageFormat::Json { render_diagnostics: false, .. });
+        if summary {
+            let unit = &self.ws.graph.units[index];
+            let name = self.ws.package_of(index).map(|p| p.name.as_str()).unwrap_or(&unit.target.name);
+            let s = if warnings == 1 { "" } else { "s" };
+            let what = messages::target_description(unit);
+            self.status.warning(&format!("`{name}` ({what}) generated {warnings} warning{s}"));
+        }
+        if json {
+            let (files, exe) = messages::artifact_files(self.ws, p, &out, &self.profile_dir);
+            if let Ok(line) = messages::compiler_artifact(self.ws, index, &files, exe.as_deref(), fresh) {
+                self.status.json(&line);
+            }
+        }
+    }
+
+    /// One of rustc's diagnostics, as the message format wants it (rustc's closing summary is
+    /// dropped, as cargo does).
+    fn diagnostic(&self, index: usize, is_member: bool, d: serde_json::Value) {
+        if messages::is_summary(&d) {
+            return;
+        }
+        // rustc runs as cargo runs it (from the workspace root for its path packages, with
+        // absolute crate roots otherwise), so its file names are already cargo's.
+        if let MessageFormat::Json { render_diagnostics: false, .. } = self.format {
+            if let Ok(line) = messages::compiler_message(self.ws, index, self.format.json_diagnostic(&d)) {
+                self.status.json(&line);
+            }
+        } else if let (true, Some(text)) = (is_member, self.format.human_diagnostic(&d)) {
+            self.status.raw(&text);
+        }
+    }
+
+    /// A failed unit: its diagnostics as the format wants them, then the rest of its log.
+    fn failed(&self, index: usize, failure: &Failure) {
+        for d in &failure.diagnostics {
+            self.diagnostic(index, true, d.clone());
+        }
+        self.status.raw(failure.message_without_diagnostics().trim_start_matches('\n'));
+    }
+}
+
+impl Reporter for CliReporter<'_> {
+    fn planned(&mut self, plan: &Plan) {
+        self.plan = plan.units.clone();
+    }
+
+    fn total(&mut self, units: usize) {
+        self.status.start_progress(units);
+    }
+
+    fn started(&mut self, index: usize) {
+        self.announce(index, "Compiling");
+        if self.verbose {
+            self.show_command(index);
+        }
+        let unit = &self.ws.graph.units[index];
+        let package = self.ws.package_of(index).map(|p| p.name.as_str()).unwrap_or(&unit.target.name);
+        self.running.push((index, messages::progress_name(unit, package)));
+        self.update_bar();
+    }
+
+    fn finished(&mut self, index: usize, outcome: &Outcome) {
+        self.running.retain(|(i, _)| *i != index);
+        self.status.bar.inc(1);
+        self.update_bar();
+        match outcome {
+            Outcome::Built(_) => self.unit_done(index, false),
+            Outcome::Reused | Outcome::Substituted => {
+                if self.verbose {
+                    self.announce(index, "Fresh");
+                }
+                self.unit_done(index, true);
+            }
+            Outcome::Failed(failure) => self.failed(index, failure),
+            Outcome::Skipped | Outcome::NotNeeded | Outcome::Interrupted => {}
+        }
+    }
+
+    fn push_failed(&mut self, index: usize, error: &str) {
+        self.status.raw(&format!("warning: could not push unit {index} to the binary cache: {error}"));
+    }
+
+    fn stopping(&mut self, in_flight: usize) {
+        if in_flight > 0 {
+            self.status.line("Waiting", &format!("for {in_flight} unit(s) in flight to finish"));
+        }
+    }
+
+    fn interrupted(&mut self, in_flight: usize) {
+        self.status.line("Stopping", &format!("{in_flight} unit(s) in flight (interrupted)"));
+    }
+}

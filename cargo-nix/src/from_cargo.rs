@@ -1,0 +1,251 @@
+//! The adapter from cargo's `BuildContext` to cargo-backend's neutral description
+//! ([`cargo_backend::Workspace`]), and the in-process planning that makes that context with
+//! cargo's own library (no child cargo, no `--unit-graph`, no `RUSTC_BOOTSTRAP`).
+//!
+//! [`describe`] is what a patched cargo calls with the `BuildContext` it already has;
+//! [`plan`] is what `cargo nix` calls: it loads the workspace the way `cargo build`, `cargo
+//! test` and `cargo check` do (`GlobalContext`, `Workspace`, `CompileOptions`,
+//! `ops::create_bcx`) and hands the context to [`describe`].
+//!
+//! Units are numbered as cargo numbers them in `--unit-graph` output (sorted), so both
+//! adapters give the same indices. Per unit the adapter takes what cargo resolved: profile and
+//! target as cargo serializes them, features, `Unit::rustflags` (every rustflags source),
+//! `Target::harness`, the platform (an explicit `--target` only; host units have none), and the
+//! linker cargo would pass (`[target.<triple>] linker`, else a matching `[target.<cfg>]
+//! linker`, resolved as cargo resolves programs). Per package: `links`, the `CARGO_PKG_*`
+//! metadata, declared features, the `[lints]` flags (`Manifest::lint_rustflags`), whether it is
+//! a member and a primary package (a root unit's package). For the workspace: root, target dir,
+//! the requested profile, and config `[env]` (`GlobalContext::env_config`, with `relative` and
+//! `force` applied).
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use cargo::GlobalContext;
+use cargo::core::compiler::{BuildContext, CompileKind, CompileMode, UnitInterner, UserIntent};
+use cargo::core::resolver::CliFeatures;
+use cargo::ops::{CompileFilter, CompileOptions, Packages};
+use cargo::util::interning::InternedString;
+use cargo_backend::units::{self, EnvVar, Mode, PackageInfo, UnitDep, UnitGraph};
+use cargo_backend::{CargoArgs, CargoCommand};
+
+/// The `GlobalContext` for `args`, configured as cargo's command line would
+/// (`--locked`, `--offline`, `--frozen`, `--target-dir`), quiet: `cargo nix` prints its own
+/// status lines.
+pub fn global_context(args: &CargoArgs) -> Result<GlobalContext> {
+    let mut gctx = GlobalContext::default()?;
+    gctx.configure(0, false, None, args.frozen, args.locked, args.offline, &args.target_dir, &[], &[])?;
+    Ok(gctx)
+}
+
+/// cargo's `CompileOptions` for `command` with `args`, built as `cargo build/test/check`
+/// build them from the same flags.
+pub fn compile_options(gctx: &GlobalContext, command: CargoCommand, args: &CargoArgs) -> Result<CompileOptions> {
+    let intent = match command {
+        CargoCommand::Build => UserIntent::Build,
+        CargoCommand::Test => UserIntent::Test,
+        CargoCommand::Check => UserIntent::Check { test: false },
+    };
+    let mut opts = CompileOptions::new(gctx, intent)?;
+    opts.build_config.requested_kinds = CompileKind::from_requested_targets(gctx, &args.targets)?;
+    let default_profile = if command == CargoCommand::Test { "test" } else { "dev" };
+    let profile = match (&args.profile, args.release) {
+        (Some(p), _) if p == "doc" => {
+            anyhow::bail!("profile `doc` is reserved and not allowed to be explicitly specified")
+        }
+        (Some(p), _) => p.as_str(),
+        (None, true) => "release",
+        (None, false) => default_profile,
+    };
+    opts.build_config.requested_profile = InternedString::new(profile);
+    opts.spec = Packages::from_flags(args.workspace, args.exclude.clone(), args.packages.clone())?;
+    opts.cli_features = CliFeatures::from_command_line(&args.features, args.all_features, !args.no_default_features)?;
+    let s = &args.select;
+    opts.filter = CompileFilter::from_raw_arguments(
+        s.lib,
+        s.bins.clone(),
+        s.all_bins,
+        s.tests.clone(),
+        s.all_tests,
+        s.examples.clone(),
+        s.all_examples,
+        s.benches.clone(),
+        s.all_benches,
+        s.all_targets,
+    );
+    Ok(opts)
+}
+
+/// The manifest cargo reads for `args` (absolute).
+pub fn manifest_path(gctx: &GlobalContext, args: &CargoArgs) -> Result<PathBuf> {
+    match &args.manifest_path {
+        Some(m) => Ok(gctx.cwd().join(m)),
+        None => cargo::util::important_paths::find_root_manifest_for_wd(gctx.cwd()),
+    }
+}
+
+/// Plans `command` with `args` in-process: cargo's own workspace loading, resolution and unit
+/// generation, then [`describe`]. Errors are cargo's own (a manifest cargo rejects, an unknown
+/// profile, a `--target` without its standard library, a stale lock file with `--locked`).
+pub fn plan(command: CargoCommand, args: &CargoArgs) -> Result<cargo_backend::Workspace> {
+    plan_in(&global_context(args)?, command, args)
+}
+
+/// [`plan`] with a `GlobalContext` of the caller's (its cwd, environment and `--config`
+/// values).
+pub fn plan_in(gctx: &GlobalContext, command: CargoCommand, args: &CargoArgs) -> Result<cargo_backend::Workspace> {
+    let manifest = manifest_path(gctx, args)?;
+    let ws = cargo::core::Workspace::new(&manifest, gctx)?;
+    let opts = compile_options(gctx, command, args)?;
+    let interner = UnitInterner::new();
+    let bcx = cargo::ops::create_bcx(&ws, &opts, &interner, None)?;
+    describe(&bcx)
+}
+
+fn mode(m: CompileMode) -> Mode {
+    match m {
+        CompileMode::Test => Mode::Test,
+        CompileMode::Build => Mode::Build,
+        CompileMode::Check { test } => Mode::Check { test },
+        CompileMode::Doc => Mode::Doc,
+        CompileMode::Doctest => Mode::Doctest,
+        CompileMode::Docscrape => Mode::Other("docscrape".into()),
+        CompileMode::RunCustomBuild => Mode::RunCustomBuild,
+    }
+}
+
+/// The linker cargo passes for units of `kind` (cargo's private `target_linker`).
+fn linker(bcx: &BuildContext<'_, '_>, kind: CompileKind) -> Result<Option<String>> {
+    if let Some(l) = &bcx.target_data.target_config(kind).linker {
+        return Ok(Some(l.val.clone().resolve_program(bcx.gctx).display().to_string()));
+    }
+    let target_cfg = bcx.target_data.info(kind).cfg();
+    let mut matching = bcx
+        .gctx
+        .target_cfgs()?
+        .iter()
+        .filter_map(|(key, cfg)| cfg.linker.as_ref().map(|l| (key, l)))
+        .filter(|(key, _)| cargo_platform::CfgExpr::matches_key(key, target_cfg));
+    let first = matching.next();
+    if let (Some((k1, l1)), Some((k2, l2))) = (first, matching.next()) {
+        anyhow::bail!(
+            "several matching instances of `target.'cfg(..)'.linker` in configurations\n\
+             first match `{k1}` located in {}\nsecond match `{k2}` located in {}",
+            l1.definition,
+            l2.definition
+        );
+    }
+    Ok(first.map(|(_, l)| l.val.clone().resolve_program(bcx.gctx).display().to_string()))
+}
+
+/// The neutral description of what `bcx` would build. Doc and doctest units are dropped
+/// (`cargo nix` does not run rustdoc; the count is kept).
+pub fn describe(bcx: &BuildContext<'_, '_>) -> Result<cargo_backend::Workspace> {
+    let mut sorted: Vec<_> = bcx.unit_graph.iter().collect();
+    sorted.sort_unstable();
+    let index: HashMap<&cargo::core::compiler::Unit, usize> =
+        sorted.iter().enumerate().map(|(i, (u, _))| (*u, i)).collect();
+    let primary: HashSet<_> = bcx.roots.iter().map(|u| u.pkg.package_id()).collect();
+    let mut linkers: HashMap<CompileKind, Option<String>> = HashMap::new();
+    let mut packages: HashMap<String, PackageInfo> = HashMap::new();
+    let mut out = Vec::with_capacity(sorted.len());
+    for (unit, deps) in &sorted {
+        let pkg_id = unit.pkg.package_id().to_spec().to_string();
+        packages
+            .entry(pkg_id.clone())
+            .or_insert_with(|| package_info(bcx, &unit.pkg, primary.contains(&unit.pkg.package_id())));
+        let linker = match linkers.get(&unit.kind) {
+            Some(l) => l.clone(),
+            None => {
+                let l = linker(bcx, unit.kind)?;
+                linkers.insert(unit.kind, l.clone());
+                l
+            }
+        };
+        let mut target: units::Target = serde_json::from_value(serde_json::to_value(&unit.target)?)
+            .with_context(|| format!("reading cargo's target {}", unit.target.name()))?;
+        target.harness = unit.target.harness();
+        let mut profile: units::Profile = serde_json::from_value(serde_json::to_value(&unit.profile)?)
+            .with_context(|| format!("reading cargo's profile {}", unit.profile.name))?;
+        profile.root = match unit.profile.root {
+            cargo::core::profiles::ProfileRoot::Release => "release".into(),
+            cargo::core::profiles::ProfileRoot::Debug => "debug".into(),
+        };
+        out.push(units::Unit {
+            pkg_id,
+            target,
+            profile,
+            platform: match unit.kind {
+                CompileKind::Host => None,
+                CompileKind::Target(t) => Some(t.short_name().to_owned()),
+            },
+            mode: mode(unit.mode),
+            features: unit.features.iter().map(|f| f.to_string()).collect(),
+            is_std: unit.is_std,
+            dependencies: deps
+                .iter()
+                .map(|d| UnitDep {
+                    index: index[&d.unit],
+                    extern_crate_name: d.extern_crate_name.to_string(),
+                    public: d.public,
+                    noprelude: d.noprelude,
+                    nounused: false,
+                })
+                .collect(),
+            rustflags: unit.rustflags.to_vec(),
+            linker,
+        });
+    }
+    let roots = bcx.roots.iter().map(|r| index[r]).collect();
+    let graph = UnitGraph { version: units::SUPPORTED_VERSION, units: out, roots };
+    let (graph, skipped_doctests) = units::from_unit_graph::without_doc_units(graph);
+    let mut env_config: Vec<EnvVar> = bcx
+        .gctx
+        .env_config()?
+        .iter()
+        .map(|(k, v)| EnvVar { key: k.clone(), value: v.to_string_lossy().into_owned() })
+        .collect();
+    env_config.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(cargo_backend::Workspace {
+        graph,
+        packages,
+        root: bcx.ws.root().to_path_buf(),
+        target_dir: bcx.ws.target_dir().into_path_unlocked(),
+        skipped_doctests,
+        env_config,
+        profile: bcx.build_config.requested_profile.to_string(),
+    })
+}
+
+fn package_info(bcx: &BuildContext<'_, '_>, pkg: &cargo::core::Package, is_primary: bool) -> PackageInfo {
+    let m = pkg.manifest().metadata();
+    let source = pkg.package_id().source_id();
+    PackageInfo {
+        name: pkg.name().to_string(),
+        version: pkg.version().to_string(),
+        manifest_dir: pkg.root().to_path_buf(),
+        links: pkg.manifest().links().map(str::to_owned),
+        authors: m.authors.join(":"),
+        description: m.description.clone().unwrap_or_default(),
+        homepage: m.homepage.clone().unwrap_or_default(),
+        repository: m.repository.clone().unwrap_or_default(),
+        license: m.license.clone().unwrap_or_default(),
+        license_file: m.license_file.clone().unwrap_or_default(),
+        rust_version: m.rust_version.as_ref().map(|v| v.to_string()).unwrap_or_default(),
+        readme: m.readme.clone().unwrap_or_default(),
+        features: pkg.summary().features().keys().map(|f| f.to_string()).collect(),
+        is_member: bcx.ws.is_member(pkg),
+        is_primary,
+        lint_rustflags: pkg.manifest().lint_rustflags().to_vec(),
+        source: if source.is_path() {
+            "path".into()
+        } else if source.is_registry() {
+            "registry".into()
+        } else if source.is_git() {
+            "git".into()
+        } else {
+            "other".into()
+        },
+    }
+}
