@@ -20,19 +20,20 @@ fn cargo() -> Command {
 }
 
 /// Builds `cargo-nix` and `cargo-nix-unit` (once per test process) and returns the directory
-/// holding them. They live in a target directory of their own so that this nested cargo never
-/// waits on the lock of the one running the tests.
+/// holding them: the workspace's own `target/debug`. `cargo test` no longer holds the target
+/// directory's lock while tests run, and the dependencies (the `cargo` crate's ~320 among them)
+/// are the ones `cargo test` just compiled, so this is a short incremental build rather than a
+/// third compile of all of them in a directory of its own.
 pub fn bin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let target = repo().join("target/cargo-nix-for-tests");
         let out = cargo()
             .current_dir(repo())
-            .args(["build", "-q", "-p", "cargo-nix", "-p", "cargo-nix-unit", "--bins", "--target-dir"])
-            .arg(&target)
+            .args(["build", "-q", "-p", "cargo-nix", "-p", "cargo-nix-unit", "--bins"])
             .output()
             .expect("running cargo build for cargo-nix");
         assert!(out.status.success(), "building cargo-nix failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), PathBuf::from);
         target.join("debug")
     })
 }
