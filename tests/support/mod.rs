@@ -20,16 +20,17 @@ fn cargo() -> Command {
 }
 
 /// Builds `cargo-nix` and `cargo-nix-unit` (once per test process) and returns the directory
-/// holding them: the workspace's own `target/debug`. `cargo test` no longer holds the target
-/// directory's lock while tests run, and the dependencies (the `cargo` crate's ~320 among them)
-/// are the ones `cargo test` just compiled, so this is a short incremental build rather than a
-/// third compile of all of them in a directory of its own.
+/// holding them: the workspace's own `target/debug`. `cargo test` holds no lock on the target
+/// directory while tests run. `--workspace --bins --tests` resolves features exactly as
+/// `cargo test --workspace` does, so every dependency (the `cargo` crate's ~320 among them) is
+/// the one `cargo test` just compiled and only the binaries are linked; `-p cargo-nix` alone
+/// would unify features differently and compile the `cargo` crate a second time.
 pub fn bin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let out = cargo()
             .current_dir(repo())
-            .args(["build", "-q", "-p", "cargo-nix", "-p", "cargo-nix-unit", "--bins"])
+            .args(["build", "-q", "--workspace", "--bins", "--tests"])
             .output()
             .expect("running cargo build for cargo-nix");
         assert!(out.status.success(), "building cargo-nix failed:\n{}", String::from_utf8_lossy(&out.stderr));
