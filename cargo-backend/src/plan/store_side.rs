@@ -10,8 +10,8 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{CachedUnit, Plan, PlannedUnit, Planner, Record, ScriptRun, sanitize, script_env};
-use crate::spec::Action;
 use crate::Error;
+use crate::spec::Action;
 use crate::toolchain::{Toolchain, hex};
 use crate::units::{PackageInfo, Unit, Workspace};
 
@@ -245,9 +245,8 @@ pub fn record_script_runs(store: &Store, plan: &Plan, ok: &[bool], record: &mut 
         let seen = script_env::visible(&plan.user_env, &before);
         let missed = declared.iter().any(|d| plan.user_env.contains_key(d) && !seen.contains_key(d));
         let narrow = if missed { String::new() } else { script_env::narrow_key(base, &plan.user_env, &declared) };
-        record.scripts.insert(
-            u.hash.clone(),
-            ScriptRun { declared, narrow, drv: u.drv.to_string(), out: u.out.to_string() },
-        );
+        record
+            .scripts
+            .insert(u.hash.clone(), ScriptRun { declared, narrow, drv: u.drv.to_string(), out: u.out.to_string() });
     }
 }
