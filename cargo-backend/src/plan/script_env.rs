@@ -70,7 +70,7 @@ const EXACT: &[&str] = &[
 
 /// Whether `name` is in the documented set every build script sees (see the module docs).
 ///
-/// `PKG_CONFIG_*`, `OPENSSL_*`, the tool variables in [`TOOL_VARS`] with their target forms,
+/// `PKG_CONFIG_*`, `OPENSSL_*`, the tool variables (`CC`, `CFLAGS`, `PKG_CONFIG_PATH`, …) with their target forms,
 /// the names above, and the library overrides `<LIB>_DIR`, `<LIB>_LIB_DIR`,
 /// `<LIB>_INCLUDE_DIR`, `<LIB>_STATIC`, `<LIB>_DYNAMIC`, `<LIB>_NO_VENDOR`,
 /// `<LIB>_NO_PKG_CONFIG` — except the session's own directories (`XDG_*`, `*_RUNTIME_DIR`) and
