@@ -22,6 +22,8 @@ pub struct TestOptions<'a> {
     pub test_args: &'a [String],
     /// Keep running after a failing executable (cargo's `--no-fail-fast`).
     pub no_fail_fast: bool,
+    /// `-v`: print each command as cargo does (`Running `rustdoc …``).
+    pub verbose: bool,
 }
 
 /// The outcome of the test run: `None` when every test passed, else the exit status cargo
@@ -105,6 +107,11 @@ pub fn run_tests(built: &Built, opts: &TestOptions<'_>, status: &Status, stop: &
         let pkg = ws.packages.get(&dt.pkg_id).with_context(|| format!("no package facts for {}", dt.pkg_id))?;
         status.line("Doc-tests", &dt.target.name);
         let (args, env) = doctest_command(built, i, opts.test_args, &dylib, &libdir)?;
+        if opts.verbose {
+            let mut shown = vec![built.toolchain.rustdoc.display().to_string()];
+            shown.extend(args.iter().cloned());
+            status.line("Running", &format!("`{}`", crate::status::shell_join(&shown)));
+        }
         let st = Command::new(&built.toolchain.rustdoc)
             .args(&args)
             .envs(&env)
