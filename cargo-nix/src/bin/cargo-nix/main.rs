@@ -83,7 +83,12 @@ fn run(cli: Cli, stop: &Stop) -> Result<ExitCode> {
             }
             // cargo: `TESTNAME` is the test executables' first argument.
             let all_args: Vec<String> = test_name.into_iter().chain(test_args).collect();
-            let opts = test_runner::TestOptions { test_args: &all_args, no_fail_fast, verbose: args.verbose };
+            let opts = test_runner::TestOptions {
+                test_args: &all_args,
+                no_fail_fast,
+                verbose: args.verbose,
+                packages_named: !args.package.is_empty() || args.workspace,
+            };
             Ok(match test_runner::run_tests(&built, &opts, &status, stop)? {
                 None => ExitCode::SUCCESS,
                 Some(code) => ExitCode::from(code),

@@ -24,6 +24,9 @@ pub struct TestOptions<'a> {
     pub no_fail_fast: bool,
     /// `-v`: print each command as cargo does (`Running `rustdoc …``).
     pub verbose: bool,
+    /// Whether packages were named (`-p`, `--workspace`): cargo's rerun hints then name the
+    /// package, as they do when the workspace has several members.
+    pub packages_named: bool,
 }
 
 /// The outcome of the test run: `None` when every test passed, else the exit status cargo
@@ -73,7 +76,7 @@ pub fn run_tests(built: &Built, opts: &TestOptions<'_>, status: &Status, stop: &
     let cwd = std::env::current_dir().context("reading the current directory")?;
     let dylib = split_dylib_path();
     let libdir = built.toolchain.sysroot.join("lib/rustlib").join(&built.toolchain.host).join("lib");
-    let needs_p = ws.packages.len() > 1;
+    let needs_p = opts.packages_named || ws.packages.values().filter(|p| p.is_member).count() > 1;
     let mut failed: Vec<String> = Vec::new();
     let tests = built.report.installed.iter().filter(|i| matches!(i.kind, ArtifactKind::Test | ArtifactKind::Bench));
     for inst in tests {
