@@ -130,7 +130,11 @@ fn doc_and_test_name_select_as_cargo() {
         let nix = run(&fx, true, "test", args, &[]);
         assert!(cargo.status.success() && nix.status.success(), "{args:?}: {}", String::from_utf8_lossy(&nix.stderr));
         let (c_err, n_err) = (normalize(&fx, &cargo.stderr), normalize(&fx, &nix.stderr));
-        assert_eq!(lines_with(&n_err, &["Running", "Doc-tests"]), lines_with(&c_err, &["Running", "Doc-tests"]), "{args:?}");
+        assert_eq!(
+            lines_with(&n_err, &["Running", "Doc-tests"]),
+            lines_with(&c_err, &["Running", "Doc-tests"]),
+            "{args:?}"
+        );
         let (c_out, n_out) = (normalize(&fx, &cargo.stdout), normalize(&fx, &nix.stdout));
         let summary = |o: &str| -> Vec<String> {
             lines_with(o, &["test result:"]).iter().map(|l| l.split("; finished").next().unwrap().to_owned()).collect()

@@ -47,7 +47,8 @@ pub fn doctest_lto(unit: &Unit) -> Lto {
         "off" => Lto::Off,
         _ => {
             let types = &unit.target.crate_types;
-            let needs_object = types.iter().any(|t| matches!(t.as_str(), "staticlib" | "cdylib" | "dylib" | "proc-macro"));
+            let needs_object =
+                types.iter().any(|t| matches!(t.as_str(), "staticlib" | "cdylib" | "dylib" | "proc-macro"));
             if !needs_object {
                 Lto::OnlyBitcode
             } else if types.iter().all(|t| t == "dylib") {

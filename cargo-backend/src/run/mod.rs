@@ -69,11 +69,7 @@ pub fn running_line(unit: &Unit, pkg: &PackageInfo, exe: &Path, cwd: &Path) -> S
     let src = &unit.target.src_path;
     let src = src.strip_prefix(&pkg.manifest_dir).unwrap_or(src).display();
     let exe = exe.strip_prefix(cwd).unwrap_or(exe).display();
-    if unit.has_kind("test") || unit.is_bench() {
-        format!("{src} ({exe})")
-    } else {
-        format!("unittests {src} ({exe})")
-    }
+    if unit.has_kind("test") || unit.is_bench() { format!("{src} ({exe})") } else { format!("unittests {src} ({exe})") }
 }
 
 /// The flags cargo's failure message suggests to rerun one target (`--lib`, `--bin x`,

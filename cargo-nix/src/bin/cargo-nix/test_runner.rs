@@ -40,13 +40,8 @@ fn split_dylib_path() -> Vec<PathBuf> {
 /// The bin target names of the package of `unit`.
 fn package_bins(ws: &Workspace, unit: usize) -> Vec<String> {
     let pkg = &ws.graph.units[unit].pkg_id;
-    let mut names: Vec<String> = ws
-        .graph
-        .units
-        .iter()
-        .filter(|u| &u.pkg_id == pkg && u.is_bin())
-        .map(|u| u.target.name.clone())
-        .collect();
+    let mut names: Vec<String> =
+        ws.graph.units.iter().filter(|u| &u.pkg_id == pkg && u.is_bin()).map(|u| u.target.name.clone()).collect();
     names.sort();
     names.dedup();
     names
@@ -217,8 +212,7 @@ pub fn run_program(built: &Built, args: &[String], status: &Status) -> Result<u8
         [one] => *one,
         [] => bail!("a bin target must be available for `cargo run`"),
         many => {
-            let mut names: Vec<&str> =
-                many.iter().map(|i| ws.graph.units[i.unit].target.name.as_str()).collect();
+            let mut names: Vec<&str> = many.iter().map(|i| ws.graph.units[i.unit].target.name.as_str()).collect();
             names.sort_unstable();
             bail!(
                 "`cargo run` could not determine which binary to run. Use the `--bin` option to specify a binary, \
