@@ -6,8 +6,8 @@
 //! [`super::run_env`]'s variables plus `CARGO_CRATE_NAME`, from the workspace root. Results are
 //! never cached: rustdoc compiles and runs the examples on every `cargo nix test`, as cargo.
 //!
-//! Not passed yet: a build script's `rustc-cfg`/`rustc-check-cfg`/link arguments and native
-//! `-L` paths (cargo adds them from the script's output), `--test-runtool` (target runners).
+//! Not passed yet: a build script's native `-L` paths, `RUSTDOCFLAGS`, `--test-runtool`
+//! (target runners).
 
 use crate::plan::lto::Lto;
 use crate::plan::rustc_args::{Extern, crate_name};
@@ -33,6 +33,9 @@ pub struct DoctestInvocation<'a> {
     /// Arguments for the test harness (`-- ARGS`, and a test-name filter), each passed as
     /// `--test-args`.
     pub test_args: &'a [String],
+    /// The package's build-script output: its `rustc-cfg` and `rustc-check-cfg` values and
+    /// the link arguments that apply to doctests, in cargo's order.
+    pub script_args: &'a [String],
     /// rustdocflags cargo resolved for the unit (`RUSTDOCFLAGS`, `[build] rustdocflags`, ...).
     pub rustdocflags: &'a [String],
     /// `--error-format`: `human` or `short`.
@@ -107,6 +110,7 @@ pub fn rustdoc_args(inv: &DoctestInvocation<'_>) -> Vec<String> {
     let values: Vec<String> = pkg.features.iter().map(|f| format!("\"{f}\"")).collect();
     args.extend(["--check-cfg".to_owned(), "cfg(docsrs,test)".to_owned(), "--check-cfg".to_owned()]);
     args.push(format!("cfg(feature, values({}))", values.join(", ")));
+    args.extend(inv.script_args.iter().cloned());
     args.extend(inv.rustdocflags.iter().cloned());
     args.extend(["--error-format".to_owned(), inv.error_format.to_owned()]);
     if unstable {

@@ -4,8 +4,7 @@
 //! unit-tested without a store; the `cargo-nix` binary only spawns the processes.
 //!
 //! Read from cargo 1.95 (`ops/cargo_test.rs`, `core/compiler/compilation.rs`'s `fill_env`,
-//! `core/compiler/artifact.rs`). Documented differences: `OUT_DIR` and a build script's
-//! `rustc-env` values are not set at run time yet, and the dynamic-library path holds no
+//! `core/compiler/artifact.rs`). Documented difference: the dynamic-library path holds no
 //! native search paths from build scripts (cargo keeps only those inside `target/`; ours are
 //! in the store).
 
@@ -33,6 +32,9 @@ pub struct RunContext<'a> {
     /// The names of the package's `[[bin]]` targets (`CARGO_BIN_EXE_<name>` for its
     /// integration tests and benches).
     pub package_bins: &'a [String],
+    /// What the package's build script gives its programs (cargo's `extra_env`): `OUT_DIR`
+    /// and the script's `rustc-env` values. Over config `[env]`, under cargo's own variables.
+    pub script_env: &'a [(String, String)],
 }
 
 /// The environment cargo gives a test executable or a program of `cargo run` (cargo's
@@ -42,8 +44,10 @@ pub struct RunContext<'a> {
 /// integration tests and benches `CARGO_BIN_EXE_<name>` in `target/<profile>/`.
 pub fn run_env(unit: &Unit, pkg: &PackageInfo, cx: &RunContext<'_>) -> BTreeMap<String, String> {
     let dir = pkg.manifest_dir.to_string_lossy();
-    let ecx = EnvContext { cargo: cx.cargo, manifest_dir: &dir, env_config: cx.env_config, target_tmpdir: "" };
-    let mut env = package_env(pkg, &ecx);
+    let ecx = EnvContext { cargo: cx.cargo, manifest_dir: &dir, env_config: &[], target_tmpdir: "" };
+    let mut env: BTreeMap<String, String> = cx.env_config.iter().map(|v| (v.key.clone(), v.value.clone())).collect();
+    env.extend(cx.script_env.iter().cloned());
+    env.extend(package_env(pkg, &ecx));
     env.insert("CARGO_MANIFEST_PATH".into(), pkg.manifest_dir.join("Cargo.toml").to_string_lossy().into_owned());
     let mut search = vec![cx.profile_dir.to_path_buf(), cx.profile_dir.join("deps"), cx.sysroot_target_libdir.into()];
     if cx.inherited_dylib_path.starts_with(&search) {

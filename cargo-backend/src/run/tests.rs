@@ -71,6 +71,7 @@ fn cx<'a>(inherited: &'a [PathBuf], env_config: &'a [EnvVar], bins: &'a [String]
         inherited_dylib_path: inherited,
         env_config,
         package_bins: bins,
+        script_env: &[],
     }
 }
 
@@ -107,6 +108,24 @@ fn unit_tests_get_no_binary_paths_and_keep_the_inherited_library_path() {
         ["/w/target/debug", "/w/target/debug/deps", "/sys/lib/rustlib/x/lib", "/o"].iter().map(PathBuf::from).collect();
     let env = run_env(&g.units[4], &pkg(), &cx(&inherited, &[], &bins));
     assert_eq!(env["LD_LIBRARY_PATH"], "/w/target/debug:/w/target/debug/deps:/sys/lib/rustlib/x/lib:/o");
+}
+
+#[test]
+fn build_script_env_is_over_config_and_under_cargos_own() {
+    let g = graph();
+    let cfg = vec![EnvVar { key: "GEN".into(), value: "config".into() }];
+    let script = [
+        ("OUT_DIR".to_owned(), "/s/out-dir".to_owned()),
+        ("GEN".to_owned(), "script".to_owned()),
+        ("CARGO_PKG_NAME".to_owned(), "script".to_owned()),
+    ];
+    let mut c = cx(&[], &cfg, &[]);
+    c.script_env = &script;
+    let env = run_env(&g.units[3], &pkg(), &c);
+    assert_eq!(
+        (env["OUT_DIR"].as_str(), env["GEN"].as_str(), env["CARGO_PKG_NAME"].as_str()),
+        ("/s/out-dir", "script", "rt")
+    );
 }
 
 #[test]
@@ -161,6 +180,7 @@ fn doctest_command_is_cargos() {
         externs: &externs,
         lib_dirs: &["/d".to_owned()],
         test_args: &["double".to_owned()],
+        script_args: &[],
         rustdocflags: &[],
         error_format: "human",
     });

@@ -6,11 +6,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+use cargo_backend::build_script::{BuildScriptOutput, LinkArgTarget};
 use cargo_backend::plan::ArtifactKind;
 use cargo_backend::plan::artifacts::extern_file;
 use cargo_backend::plan::rustc_args::{Extern, src_path_arg};
 use cargo_backend::run::doctest::{DoctestInvocation, rustdoc_args};
 use cargo_backend::run::{self, RunContext};
+use cargo_backend::units::Unit;
 use cargo_backend::{Stop, Workspace};
 
 use crate::build::Built;
@@ -47,7 +49,13 @@ fn package_bins(ws: &Workspace, unit: usize) -> Vec<String> {
     names
 }
 
-fn run_context<'a>(built: &'a Built, dylib: &'a [PathBuf], libdir: &'a Path, bins: &'a [String]) -> RunContext<'a> {
+fn run_context<'a>(
+    built: &'a Built,
+    dylib: &'a [PathBuf],
+    libdir: &'a Path,
+    bins: &'a [String],
+    script_env: &'a [(String, String)],
+) -> RunContext<'a> {
     RunContext {
         cargo: built.toolchain.cargo.to_str().unwrap_or("cargo"),
         profile_dir: &built.report.profile_dir,
@@ -55,7 +63,27 @@ fn run_context<'a>(built: &'a Built, dylib: &'a [PathBuf], libdir: &'a Path, bin
         inherited_dylib_path: dylib,
         env_config: &built.ws.env_config,
         package_bins: bins,
+        script_env,
     }
+}
+
+/// What the package build script of `unit` (if any) gives it: `OUT_DIR` and its `rustc-env`
+/// values, and its parsed output (read from the script run's store output).
+fn script_output(built: &Built, unit: &Unit) -> Result<(Vec<(String, String)>, Option<BuildScriptOutput>)> {
+    let ws = &built.ws;
+    let Some(d) = unit.dependencies.iter().find(|d| ws.graph.units[d.index].is_build_script_run()) else {
+        return Ok((Vec::new(), None));
+    };
+    let out = built.report.units[d.index].out.as_path();
+    let file = out.join("output");
+    let bytes =
+        std::fs::read(&file).with_context(|| format!("reading the build script's output {}", file.display()))?;
+    let pkg = ws.package_of(d.index)?;
+    let parsed = BuildScriptOutput::parse(&bytes, &format!("{} v{}", pkg.name, pkg.version))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut env = vec![("OUT_DIR".to_owned(), out.join("out-dir").display().to_string())];
+    env.extend(parsed.env.iter().cloned());
+    Ok((env, Some(parsed)))
 }
 
 fn describe_exit(st: &std::process::ExitStatus) -> String {
@@ -81,7 +109,8 @@ pub fn run_tests(built: &Built, opts: &TestOptions<'_>, status: &Status, stop: &
         let unit = &ws.graph.units[inst.unit];
         let pkg = ws.package_of(inst.unit)?;
         let bins = package_bins(ws, inst.unit);
-        let env = run::run_env(unit, pkg, &run_context(built, &dylib, &libdir, &bins));
+        let (script_env, _) = script_output(built, unit)?;
+        let env = run::run_env(unit, pkg, &run_context(built, &dylib, &libdir, &bins, &script_env));
         status.line("Running", &run::running_line(unit, pkg, &inst.path, &cwd));
         let st = Command::new(&inst.path)
             .args(opts.test_args)
@@ -174,6 +203,22 @@ fn doctest_command(
         .collect();
     let src_path = src_path_arg(dt, pkg, &ws.root, &pkg.manifest_dir.to_string_lossy())
         .unwrap_or_else(|| dt.target.src_path.to_string_lossy().into_owned());
+    let (script_env, script) = script_output(built, dt)?;
+    let mut script_args = Vec::new();
+    if let Some(o) = &script {
+        for c in &o.cfgs {
+            script_args.extend(["--cfg".to_owned(), c.clone()]);
+        }
+        for c in &o.check_cfgs {
+            script_args.extend(["--check-cfg".to_owned(), c.clone()]);
+        }
+        // Of the link arguments, only `rustc-link-arg` applies to a library's doctests.
+        for (t, a) in &o.link_args {
+            if *t == LinkArgTarget::All {
+                script_args.extend(["-C".to_owned(), format!("link-arg={a}")]);
+            }
+        }
+    }
     let inv = DoctestInvocation {
         unit: dt,
         pkg,
@@ -182,11 +227,11 @@ fn doctest_command(
         externs: &externs,
         lib_dirs: &lib_dirs,
         test_args,
+        script_args: &script_args,
         rustdocflags: &[],
         error_format: "human",
     };
-    let bins: Vec<String> = Vec::new();
-    let mut env = run::run_env(dt, pkg, &run_context(built, dylib, libdir, &bins));
+    let mut env = run::run_env(dt, pkg, &run_context(built, dylib, libdir, &[], &script_env));
     env.insert("CARGO_CRATE_NAME".into(), cargo_backend::plan::rustc_args::crate_name(dt));
     // rustdoc's search path is the host's deps directory (cargo's `fill_env` for rustdoc).
     let mut search = vec![built.report.profile_dir.join("deps")];
@@ -226,7 +271,8 @@ pub fn run_program(built: &Built, args: &[String], status: &Status) -> Result<u8
     let cwd = std::env::current_dir().context("reading the current directory")?;
     let dylib = split_dylib_path();
     let libdir = built.toolchain.sysroot.join("lib/rustlib").join(&built.toolchain.host).join("lib");
-    let env = run::run_env(unit, pkg, &run_context(built, &dylib, &libdir, &[]));
+    let (script_env, _) = script_output(built, unit)?;
+    let env = run::run_env(unit, pkg, &run_context(built, &dylib, &libdir, &[], &script_env));
     let shown = prog.path.strip_prefix(&cwd).unwrap_or(&prog.path);
     let mut line = shown.display().to_string();
     for a in args {
