@@ -67,9 +67,12 @@ fn run_context<'a>(
     }
 }
 
+/// Variables from a build script, in order.
+type ScriptEnv = Vec<(String, String)>;
+
 /// What the package build script of `unit` (if any) gives it: `OUT_DIR` and its `rustc-env`
 /// values, and its parsed output (read from the script run's store output).
-fn script_output(built: &Built, unit: &Unit) -> Result<(Vec<(String, String)>, Option<BuildScriptOutput>)> {
+fn script_output(built: &Built, unit: &Unit) -> Result<(ScriptEnv, Option<BuildScriptOutput>)> {
     let ws = &built.ws;
     let Some(d) = unit.dependencies.iter().find(|d| ws.graph.units[d.index].is_build_script_run()) else {
         return Ok((Vec::new(), None));
