@@ -283,7 +283,8 @@ impl Machines {
             assert!(self.local.is_valid_path(&p).unwrap(), "the local store lacks {out}");
         }
         let app = fx.nix_target().join("debug/app");
-        let real = std::fs::canonicalize(&app).unwrap();
+        // The binary is a file (a hard link or a copy); its marker names the store file.
+        let real = std::fs::canonicalize(fx.nix_target().join("debug/.nix-links/app")).unwrap();
         assert!(
             real.starts_with(self.local.dir()),
             "{} should link into the local store's files ({}), not {}",

@@ -1,7 +1,10 @@
 //! Putting artifacts where cargo would, each kept alive by a GC root.
 //!
-//! `target/<profile>/<name>` (bins), `lib<name>.rlib` (libs), `examples/<name>`,
-//! `deps/<name>-<hash>` (tests, benches) become symlinks into the unit's output in the store.
+//! `lib<name>.rlib` (libs) become symlinks into the unit's output in the store. Executables
+//! (`target/<profile>/<name>` bins, `examples/<name>`, `deps/<name>-<hash>` tests and benches)
+//! are materialized instead ([`materialize`]: a hard link, else a copy), because a program
+//! finds itself through `/proc/self/exe`, which resolves symlinks: a test looking for
+//! `current_exe()/../../<bin>` must land in `target/`, as under cargo, not in the store.
 //! Every unit output of the build (not only the linked ones: the libraries a rebuild needs too,
 //! as cargo keeps `target/<profile>/deps`) gets `target/<profile>/.nix-roots/<output name>`,
 //! registered as an indirect GC root: `nix-collect-garbage` keeps the artifacts while
@@ -41,6 +44,58 @@ fn link_atomically(target: &Path, link: &Path) -> Result<bool, Error> {
     Ok(true)
 }
 
+/// How an executable was put in place by [`materialize`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Materialized {
+    /// It was already there (its marker names the same store file).
+    Unchanged,
+    /// A hard link to the store file (same inode: no bytes copied).
+    HardLink,
+    /// A copy (`std::fs::copy`, i.e. `copy_file_range`, which shares the blocks on file
+    /// systems with reflinks): when a hard link is refused (another device;
+    /// `fs.protected_hardlinks` for a non-root user and a root-owned store file).
+    Copy,
+}
+
+/// The marker recording which store file `dest` was made from: `<dir>/.nix-links/<file name>`,
+/// a symlink to the store file, so a no-op rebuild compares one `readlink` instead of the
+/// file's bytes.
+fn marker_of(dest: &Path) -> PathBuf {
+    let dir = dest.parent().expect("artifacts are inside target/");
+    dir.join(".nix-links").join(dest.file_name().unwrap_or_default())
+}
+
+/// Puts a real file (not a symlink) at `dest` with `src`'s bytes: a hard link, else a copy.
+/// Made under a temporary name and renamed into place, so `dest` is never half-written.
+pub fn materialize(src: &Path, dest: &Path) -> Result<Materialized, Error> {
+    let marker = marker_of(dest);
+    let is_file = std::fs::symlink_metadata(dest).is_ok_and(|m| m.file_type().is_file());
+    if is_file && std::fs::read_link(&marker).is_ok_and(|t| t == src) {
+        return Ok(Materialized::Unchanged);
+    }
+    let dir = dest.parent().expect("artifacts are inside target/");
+    let io = |what: &str, p: &Path, e| Error::Io(format!("{what} {}", p.display()), e);
+    std::fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
+    let tmp =
+        dir.join(format!(".{}.tmp-{}", dest.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let how = match std::fs::hard_link(src, &tmp) {
+        Ok(()) => Materialized::HardLink,
+        Err(_) => {
+            std::fs::copy(src, &tmp).map_err(|e| io(&format!("copying {} to", src.display()), &tmp, e))?;
+            Materialized::Copy
+        }
+    };
+    std::fs::rename(&tmp, dest).map_err(|e| io("installing", dest, e))?;
+    link_atomically(src, &marker)?;
+    Ok(how)
+}
+
+/// Whether an artifact of this kind is an executable that must be a real file in `target/`.
+pub fn is_executable(kind: &ArtifactKind) -> bool {
+    matches!(kind, ArtifactKind::Bin | ArtifactKind::Test | ArtifactKind::Bench | ArtifactKind::Example)
+}
+
 /// An installed artifact.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Installed {
@@ -77,7 +132,11 @@ pub fn install(
     for (a, link) in install_paths(unit, profile_dir) {
         let real =
             store.real_path(&unit.out).map_err(|e| Error::Nix(format!("locating {}", unit.out), e))?.join(&a.file);
-        link_atomically(&real, &link)?;
+        if is_executable(&a.kind) {
+            materialize(&real, &link)?;
+        } else {
+            link_atomically(&real, &link)?;
+        }
         installed.push(Installed { unit: unit.index, kind: a.kind.clone(), path: link, store_path: real });
     }
     let warning = add_root(store, &unit.out, profile_dir)?;

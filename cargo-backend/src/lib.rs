@@ -22,6 +22,7 @@ pub mod install;
 pub mod messages;
 pub mod plan;
 pub mod queue;
+pub mod run;
 pub mod scheduler;
 pub mod toolchain;
 pub mod unit_lock;
@@ -122,6 +123,8 @@ pub struct UnitReport {
     pub is_member: bool,
     /// Whether it runs a build script.
     pub is_build_script_run: bool,
+    /// The files it produced, relative to `out`.
+    pub artifacts: Vec<plan::Artifact>,
 }
 
 /// The result of [`build`].
@@ -291,6 +294,24 @@ pub fn profile_dir(ws: &Workspace) -> PathBuf {
     ws.profile_dir()
 }
 
+/// The units whose artifacts go into the target directory: the roots, and the binaries the
+/// roots depend on (cargo builds a package's binaries for its integration tests and puts them
+/// in `target/<profile>/`, where tests look for them).
+pub fn installed_units(ws: &Workspace) -> Vec<usize> {
+    let mut units = ws.graph.roots.clone();
+    for &r in &ws.graph.roots {
+        for d in &ws.graph.units[r].dependencies {
+            let du = &ws.graph.units[d.index];
+            if du.is_bin() && du.mode == units::Mode::Build {
+                units.push(d.index);
+            }
+        }
+    }
+    units.sort_unstable();
+    units.dedup();
+    units
+}
+
 /// Builds the unit graph of `ws` on `store`: plans one derivation per unit, realises them with
 /// `options.jobs` workers, and installs the root units' artifacts into the target directory.
 pub fn build(
@@ -414,7 +435,7 @@ pub fn build_with_cache(
     let profile_dir = profile_dir(ws);
     let mut installed = Vec::new();
     let mut warnings = Vec::new();
-    for &r in &ws.graph.roots {
+    for r in installed_units(ws) {
         if outcomes[r].is_success() {
             let (mut i, w) = install::install(artifact_store, &plan.units[r], &profile_dir)?;
             installed.append(&mut i);
@@ -449,6 +470,7 @@ pub fn build_with_cache(
             outcome,
             is_member: p.is_member,
             is_build_script_run: p.is_build_script_run,
+            artifacts: p.artifacts,
         })
         .collect();
     Ok(BuildReport { units, installed, warnings, plan_time, source_time, build_time, copy_time, profile_dir })

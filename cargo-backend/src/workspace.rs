@@ -167,6 +167,11 @@ pub struct TargetSelection {
     pub all_benches: bool,
     /// `--all-targets`.
     pub all_targets: bool,
+    /// `cargo test --doc`: the libraries' doctests only.
+    pub doc: bool,
+    /// `cargo test TESTNAME` without a target flag: every test target (cargo's
+    /// `CompileFilter::all_test_targets`), not the default set with examples.
+    pub test_targets_only: bool,
 }
 
 impl CargoArgs {
@@ -209,6 +214,7 @@ impl CargoArgs {
         flag("--tests", self.select.all_tests);
         flag("--benches", self.select.all_benches);
         flag("--all-targets", self.select.all_targets);
+        flag("--doc", self.select.doc);
         flag("--locked", self.locked);
         flag("--offline", self.offline);
         flag("--frozen", self.frozen);

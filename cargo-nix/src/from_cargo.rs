@@ -74,6 +74,15 @@ pub fn compile_options(gctx: &GlobalContext, command: CargoCommand, args: &Cargo
         s.all_benches,
         s.all_targets,
     );
+    if command == CargoCommand::Test && s.doc {
+        if opts.filter.is_specific() {
+            anyhow::bail!("can't mix --doc with other target selecting options");
+        }
+        opts.build_config.intent = UserIntent::Doctest;
+        opts.filter = CompileFilter::lib_only();
+    } else if command == CargoCommand::Test && s.test_targets_only && !opts.filter.is_specific() {
+        opts.filter = CompileFilter::all_test_targets();
+    }
     Ok(opts)
 }
 
@@ -199,7 +208,7 @@ pub fn describe(bcx: &BuildContext<'_, '_>) -> Result<cargo_backend::Workspace> 
     }
     let roots = bcx.roots.iter().map(|r| index[r]).collect();
     let graph = UnitGraph { version: units::SUPPORTED_VERSION, units: out, roots };
-    let (graph, skipped_doctests) = units::from_unit_graph::without_doc_units(graph);
+    let (graph, skipped_doctests, doctests) = units::from_unit_graph::without_doc_units(graph);
     let mut env_config: Vec<EnvVar> = bcx
         .gctx
         .env_config()?
@@ -213,6 +222,7 @@ pub fn describe(bcx: &BuildContext<'_, '_>) -> Result<cargo_backend::Workspace> 
         root: bcx.ws.root().to_path_buf(),
         target_dir: bcx.ws.target_dir().into_path_unlocked(),
         skipped_doctests,
+        doctests,
         env_config,
         profile: bcx.build_config.requested_profile.to_string(),
     })

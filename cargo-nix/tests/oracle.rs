@@ -322,8 +322,10 @@ fn compare(
         for d in &unit.dependencies {
             let du = &ours.graph.units[d.index];
             if du.is_bin() && unit.mode.is_any_test() {
-                // The planner sets it to the binary's store path.
-                theirs_env.remove(&format!("CARGO_BIN_EXE_{}", du.target.name));
+                // The planner sets it where cargo puts the binary (and cargo nix installs it).
+                let key = format!("CARGO_BIN_EXE_{}", du.target.name);
+                let want = ours.profile_dir().join(&du.target.name).display().to_string();
+                assert_eq!(theirs_env.remove(&key), Some(want), "{name}: {key} of {}", unit.describe());
             }
         }
         assert_eq!(ours_env, theirs_env, "{name}: environment of {}", unit.describe());

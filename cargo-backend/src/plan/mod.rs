@@ -513,9 +513,10 @@ impl<'a> Planner<'a> {
                     });
                 }
             } else if du.is_bin() && unit.mode.is_any_test() {
-                if let Some(a) = dp.artifacts.first() {
-                    env.insert(format!("CARGO_BIN_EXE_{}", du.target.name), format!("{}/{}", dp.out, a.file));
-                }
+                // Where cargo puts the binary (and where `build` installs it for the tests):
+                // `target/<profile>/<name>`, as cargo's `bin_link_for_target`.
+                let at = ws.profile_dir().join(&du.target.name);
+                env.insert(format!("CARGO_BIN_EXE_{}", du.target.name), at.display().to_string());
             }
         }
         let mut lib_dirs = Vec::new();

@@ -11,13 +11,15 @@ use super::{PackageInfo, UnitGraph, Workspace};
 use crate::Error;
 use crate::workspace::{CargoArgs, CargoCommand};
 
-/// Drops `doc` and `doctest` units (roots that nothing depends on), renumbering the rest.
-pub fn without_doc_units(graph: UnitGraph) -> (UnitGraph, usize) {
+/// Drops `doc` and `doctest` units (roots that nothing depends on), renumbering the rest; returns
+/// the graph, how many were dropped, and the doctest units taken out, their dependencies
+/// renumbered into the new graph (the test runner runs them with rustdoc after the build).
+pub fn without_doc_units(graph: UnitGraph) -> (UnitGraph, usize, Vec<super::Unit>) {
     use super::Mode;
     let keep: Vec<bool> = graph.units.iter().map(|u| !matches!(u.mode, Mode::Doc | Mode::Doctest)).collect();
     let dropped = keep.iter().filter(|k| !**k).count();
     if dropped == 0 {
-        return (graph, 0);
+        return (graph, 0, Vec::new());
     }
     let mut new_index = vec![usize::MAX; keep.len()];
     let mut n = 0;
@@ -28,6 +30,18 @@ pub fn without_doc_units(graph: UnitGraph) -> (UnitGraph, usize) {
         }
     }
     let UnitGraph { version, units, roots } = graph;
+    let doctests = units
+        .iter()
+        .filter(|u| u.mode == Mode::Doctest)
+        .map(|u| {
+            let mut u = u.clone();
+            u.dependencies.retain(|d| keep[d.index]);
+            for d in &mut u.dependencies {
+                d.index = new_index[d.index];
+            }
+            u
+        })
+        .collect();
     let units = units
         .into_iter()
         .zip(&keep)
@@ -41,7 +55,7 @@ pub fn without_doc_units(graph: UnitGraph) -> (UnitGraph, usize) {
         })
         .collect();
     let roots = roots.into_iter().filter(|r| keep[*r]).map(|r| new_index[r]).collect();
-    (UnitGraph { version, units, roots }, dropped)
+    (UnitGraph { version, units, roots }, dropped, doctests)
 }
 
 fn cargo() -> Command {
@@ -75,7 +89,7 @@ pub fn load(command: CargoCommand, args: &CargoArgs) -> Result<Workspace, Error>
         Some(f) => Error::Cargo(format!("invalid unit graph {}: {e}", f.display())),
         None => Error::UnitGraph(e),
     })?;
-    let (graph, skipped_doctests) = without_doc_units(graph);
+    let (graph, skipped_doctests, doctests) = without_doc_units(graph);
 
     let mut meta = cargo_metadata::MetadataCommand::new();
     if let Some(m) = &args.manifest_path {
@@ -140,6 +154,7 @@ pub fn load(command: CargoCommand, args: &CargoArgs) -> Result<Workspace, Error>
         root: metadata.workspace_root.as_std_path().to_path_buf(),
         target_dir,
         skipped_doctests,
+        doctests,
         env_config: Vec::new(),
         profile: args.profile_name().to_owned(),
     };

@@ -71,8 +71,13 @@ pub struct Workspace {
     pub root: PathBuf,
     /// The target directory (`--target-dir` or cargo's).
     pub target_dir: PathBuf,
-    /// Doctest and doc units dropped from the graph (cargo nix does not run rustdoc).
+    /// Doctest and doc units dropped from the graph (they are not built: rustdoc runs at test
+    /// time).
     pub skipped_doctests: usize,
+    /// The doctest units taken out of the graph, their dependencies indexing into it: `cargo
+    /// nix test` runs them with rustdoc once the graph is built ([`crate::run::doctest`]).
+    #[serde(default)]
+    pub doctests: Vec<super::Unit>,
     /// Config `[env]`, as cargo resolved it: set for every rustc and build-script run unless
     /// cargo sets the variable itself.
     pub env_config: Vec<EnvVar>,

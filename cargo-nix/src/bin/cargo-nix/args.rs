@@ -28,13 +28,30 @@ pub enum Command {
     Build(BuildArgs),
     /// Check the selected packages for errors, without generating code (as `cargo check`).
     Check(BuildArgs),
-    /// Compile and run the selected packages' tests.
+    /// Compile and run the selected packages' tests (and the libraries' doctests).
     Test {
         #[command(flatten)]
         build: BuildArgs,
+        /// If specified, only run tests containing this string in their names.
+        #[arg(value_name = "TESTNAME")]
+        test_name: Option<String>,
+        /// Run all tests regardless of failure.
+        #[arg(long)]
+        no_fail_fast: bool,
+        /// Test only this library's documentation.
+        #[arg(long)]
+        doc: bool,
         /// Arguments for the test executables.
         #[arg(last = true)]
         test_args: Vec<String>,
+    },
+    /// Build and run a binary or example of the local package.
+    Run {
+        #[command(flatten)]
+        build: BuildArgs,
+        /// Arguments for the program.
+        #[arg(last = true)]
+        args: Vec<String>,
     },
     /// List the GC roots the target directory holds.
     Roots(DirArgs),
@@ -214,6 +231,8 @@ impl BuildArgs {
                 benches: self.bench.clone(),
                 all_benches: self.benches,
                 all_targets: self.all_targets,
+                doc: false,
+                test_targets_only: false,
             },
             locked: self.locked,
             offline: self.offline,

@@ -63,29 +63,50 @@ fn open_stores(args: &BuildArgs) -> Result<(Store, Option<Store>)> {
     Ok((store, local))
 }
 
-/// The build's report, the description it built, and whether it succeeded.
-pub type Built = (cargo_backend::BuildReport, Workspace, bool);
+/// What a build gives the commands that run its outputs.
+pub struct Built {
+    /// The build's report.
+    pub report: cargo_backend::BuildReport,
+    /// The description it built.
+    pub ws: Workspace,
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// The toolchain it built with.
+    pub toolchain: Toolchain,
+}
 
 /// Builds, and in the JSON formats ends stdout with `build-finished` (also when the build could
 /// not run).
 pub fn build(args: &BuildArgs, command: CargoCommand, status: &Status, stop: &Stop) -> Result<Built> {
+    build_selected(args, args.cargo_args(), command, status, stop)
+}
+
+/// [`build`] with cargo's flags given (`cargo nix test` adds `--doc` and a test name's
+/// selection to those of `args`).
+pub fn build_selected(
+    args: &BuildArgs,
+    cargo_args: CargoArgs,
+    command: CargoCommand,
+    status: &Status,
+    stop: &Stop,
+) -> Result<Built> {
     let format = MessageFormat::parse(&args.message_format).map_err(anyhow::Error::msg)?;
-    let result = build_in(args, command, status, format, stop);
+    let result = build_in(args, cargo_args, command, status, format, stop);
     if format.is_json() {
-        status.json(&messages::build_finished(result.as_ref().is_ok_and(|(_, _, ok)| *ok)));
+        status.json(&messages::build_finished(result.as_ref().is_ok_and(|b| b.ok)));
     }
     result
 }
 
 fn build_in(
     args: &BuildArgs,
+    cargo_args: CargoArgs,
     command: CargoCommand,
     status: &Status,
     format: MessageFormat,
     stop: &Stop,
 ) -> Result<Built> {
     let start = Instant::now();
-    let cargo_args = args.cargo_args();
     let cache_file = cargo_args.manifest().and_then(|m| Cache::file_for(&m));
     let mut cache = cache_file.as_deref().map(Cache::load).unwrap_or_default();
     let ws = workspace::load_cached(command, &cargo_args, &mut cache.workspace, || describe(command, &cargo_args))?;
@@ -199,7 +220,7 @@ fn build_in(
             report.reused()
         ));
     }
-    Ok((report, ws, ok))
+    Ok(Built { report, ws, ok, toolchain })
 }
 
 /// cargo's "[optimized + debuginfo]" part of the `Finished` line, from the root units' profile.

@@ -10,7 +10,8 @@
 //!                 [--profile NAME] [--target TRIPLE] [--lib] [--bin NAME] [--bins]
 //!                 [--example NAME] [--examples] [--test NAME] [--tests] [--all-targets]
 //!                 [--locked] [--offline] [--frozen]
-//! cargo nix test  [same flags] [-- TEST ARGS]
+//! cargo nix test  [same flags] [--no-fail-fast] [--doc] [TESTNAME] [-- TEST ARGS]
+//! cargo nix run   [same flags] [-- ARGS]                     (as `cargo run`)
 //! cargo nix check [same flags]                               (metadata only, as `cargo check`)
 //! cargo nix roots [--target-dir DIR] [--manifest-path PATH]   (GC roots held by target/)
 //! cargo nix clean [--target-dir DIR] [--manifest-path PATH]   (remove target/, dropping them)
@@ -62,20 +63,43 @@ fn target_dir(dir: &DirArgs) -> Result<PathBuf> {
 
 fn run(cli: Cli, stop: &Stop) -> Result<ExitCode> {
     let progress = match &cli.command {
-        Command::Build(a) | Command::Check(a) | Command::Test { build: a, .. } => ProgressWhen::resolve(a.progress)?,
+        Command::Build(a) | Command::Check(a) | Command::Test { build: a, .. } | Command::Run { build: a, .. } => {
+            ProgressWhen::resolve(a.progress)?
+        }
         _ => ProgressWhen::Never,
     };
     let status = Status::new(std::io::stderr().is_terminal(), progress);
     let done = |ok: bool| if ok { ExitCode::SUCCESS } else { ExitCode::from(FAILURE) };
     match cli.command {
-        Command::Build(args) => Ok(done(build::build(&args, CargoCommand::Build, &status, stop)?.2)),
-        Command::Check(args) => Ok(done(build::build(&args, CargoCommand::Check, &status, stop)?.2)),
-        Command::Test { build: args, test_args } => {
-            let (report, ws, ok) = build::build(&args, CargoCommand::Test, &status, stop)?;
-            if !ok {
+        Command::Build(args) => Ok(done(build::build(&args, CargoCommand::Build, &status, stop)?.ok)),
+        Command::Check(args) => Ok(done(build::build(&args, CargoCommand::Check, &status, stop)?.ok)),
+        Command::Test { build: args, test_name, no_fail_fast, doc, test_args } => {
+            let mut cargo_args = args.cargo_args();
+            cargo_args.select.doc = doc;
+            cargo_args.select.test_targets_only = test_name.is_some();
+            let built = build::build_selected(&args, cargo_args, CargoCommand::Test, &status, stop)?;
+            if !built.ok {
                 return Ok(ExitCode::from(FAILURE));
             }
-            Ok(done(test_runner::run_tests(&report, &ws, &test_args, &status, stop)?))
+            // cargo: `TESTNAME` is the test executables' first argument.
+            let all_args: Vec<String> = test_name.into_iter().chain(test_args).collect();
+            let opts = test_runner::TestOptions {
+                test_args: &all_args,
+                no_fail_fast,
+                verbose: args.verbose,
+                packages_named: !args.package.is_empty() || args.workspace,
+            };
+            Ok(match test_runner::run_tests(&built, &opts, &status, stop)? {
+                None => ExitCode::SUCCESS,
+                Some(code) => ExitCode::from(code),
+            })
+        }
+        Command::Run { build: args, args: program_args } => {
+            let built = build::build(&args, CargoCommand::Build, &status, stop)?;
+            if !built.ok {
+                return Ok(ExitCode::from(FAILURE));
+            }
+            Ok(ExitCode::from(test_runner::run_program(&built, &program_args, &status)?))
         }
         Command::Roots(dir) => {
             for (link, to) in list_roots(&target_dir(&dir)?) {
