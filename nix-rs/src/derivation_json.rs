@@ -19,12 +19,18 @@ use serde_json::{Value, json};
 use crate::derivation::{Derivation, DerivationBuilder};
 use crate::error::{Error, Result};
 
-/// The base name of `path` under `store_dir`, or an error naming it.
-fn base_name<'a>(store_dir: &str, path: &'a str, what: &str) -> Result<&'a str> {
+/// The base name of `path` (an input of derivation `drv_name`) under `store_dir`, or an error
+/// naming both.
+fn base_name<'a>(store_dir: &str, path: &'a str, what: &str, drv_name: &str) -> Result<&'a str> {
     path.strip_prefix(store_dir)
         .and_then(|rest| rest.strip_prefix('/'))
         .filter(|b| !b.is_empty() && !b.contains('/'))
-        .ok_or_else(|| Error::invalid(what, format!("'{path}' is not a store path under '{store_dir}'")))
+        .ok_or_else(|| {
+            Error::invalid(
+                what,
+                format!("creating derivation '{drv_name}': '{path}' is not a store path under '{store_dir}'"),
+            )
+        })
 }
 
 /// `builder` (validated, with its system set) as derivation JSON version 4.
@@ -41,12 +47,12 @@ pub(crate) fn to_json_v4(b: &DerivationBuilder, system: &str, store_dir: &str) -
     }
     let mut drvs = serde_json::Map::new();
     for (drv, outs) in &b.input_drvs {
-        let base = base_name(store_dir, drv, "input derivation")?;
+        let base = base_name(store_dir, drv, "input derivation", &b.name)?;
         drvs.insert(base.to_owned(), json!({ "outputs": outs, "dynamicOutputs": {} }));
     }
     let mut srcs = Vec::new();
     for src in &b.input_srcs {
-        srcs.push(base_name(store_dir, src, "input source")?.to_owned());
+        srcs.push(base_name(store_dir, src, "input source", &b.name)?.to_owned());
     }
     let outputs: serde_json::Map<String, Value> = b.outputs.iter().map(|o| (o.clone(), json!({}))).collect();
     let doc = json!({
@@ -140,6 +146,7 @@ mod tests {
         b.input_source(&crate::StorePath::from_valid("/elsewhere/aaaa-src"));
         let e = to_json_v4(&b, "s", "/s").unwrap_err().to_string();
         assert!(e.contains("/elsewhere/aaaa-src") && e.contains("'/s'"), "{e}");
+        assert!(e.contains("creating derivation 'x'"), "names the derivation too: {e}");
     }
 
     #[test]

@@ -339,6 +339,33 @@ impl Evaluator {
         }
     }
 
+    /// Empties Nix 2.35's cache of directory descriptors. The process-wide accessor for `/`
+    /// (`getFSSourceAccessor()`, a `PosixDirectorySourceAccessor`, under every `EvalState`)
+    /// keeps an LRU cache of `O_PATH` descriptors of the directories it opened (`dirFdCache`,
+    /// `min(4096, RLIMIT_NOFILE / 8) / 8` entries, so at most 512), and reads everything under a
+    /// directory through its cached descriptor. A directory that vanished keeps its descriptor
+    /// there, so once it is recreated Nix still looks into the deleted one and says "path …
+    /// does not exist". Only `EvalState::resetFileCache` empties it, and no C function calls that
+    /// (only `nix_flake_lock`). This opens 520 fresh directories through the same accessor
+    /// (`builtins.pathExists` of a file in each), which pushes every older entry out. A few
+    /// milliseconds; only done after a failed `add_path`.
+    #[cfg(nix_at_least_2_35)]
+    fn flush_dir_fd_cache(&self) {
+        const DIRS: usize = 520;
+        let Ok(dir) = tempfile::Builder::new().prefix("nix-rs-dirfd-flush-").tempdir() else { return };
+        if (0..DIRS).any(|i| std::fs::create_dir(dir.path().join(i.to_string())).is_err()) {
+            return;
+        }
+        let Some(base) = dir.path().to_str() else { return };
+        let expr = format!(
+            "builtins.length (builtins.filter (i: builtins.pathExists \"{base}/${{toString i}}/x\") \
+             (builtins.genList (i: i) {DIRS}))"
+        );
+        if let Ok(v) = self.eval(&expr) {
+            drop(Value(v));
+        }
+    }
+
     #[cfg(not(nix_at_least_2_33))]
     fn create_derivation(&self, json: &str) -> Result<String> {
         let ctx = Context::new();
@@ -398,6 +425,8 @@ impl Evaluator {
         let result = self.call_to_string(&ctx, self.add_path_fn, &[&path_v, &name_v, &filter_v], &doing);
         if result.is_err() {
             self.flush_stat_cache();
+            #[cfg(nix_at_least_2_35)]
+            self.flush_dir_fd_cache();
         }
         if let Some(message) = call.panic.lock().unwrap_or_else(|p| p.into_inner()).take() {
             return Err(Error::CallbackPanicked(format!("source filter for '{path}': {message}")));

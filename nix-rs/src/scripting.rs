@@ -155,8 +155,9 @@ impl Store {
         sink.paths.iter().map(|(_, p)| self.path_from_c(&store_dir, p)).collect()
     }
 
-    /// Copies the one path `path` (not its references, which `dst` must already have) from this
-    /// store to `dst` (2.34+, `nix_store_copy_path`; [`Error::Unsupported`] before, where
+    /// Copies the one path `path` (not its references, which `dst` must already have: if one is
+    /// missing this is an error naming it and nothing is copied) from this store to `dst`
+    /// (2.34+, `nix_store_copy_path`; [`Error::Unsupported`] before, where
     /// [`Store::copy_closure_to`] copies it with its closure). Signatures are checked as `dst`'s
     /// settings require.
     pub fn copy_path_to(&self, dst: &Store, path: &StorePath) -> Result<()> {
@@ -171,6 +172,23 @@ impl Store {
 
     #[cfg(nix_at_least_2_34)]
     fn copy_path_impl(&self, dst: &Store, path: &StorePath) -> Result<()> {
+        // Nix 2.34/2.35 copy the path even when `dst` lacks one of its references, and leave it
+        // valid there with a dangling reference. Refuse first, naming the missing path. The
+        // closure (not only the direct references: no C function lists those) is checked,
+        // which is the same under the store's invariant that a valid path's closure is valid.
+        for r in self.closure_impl(path)? {
+            if &r != path && !dst.is_valid_path(&r)? {
+                return Err(Error::invalid(
+                    "store path",
+                    format!(
+                        "cannot copy '{path}' from '{}' to '{}': it refers to '{r}', which is not valid there \
+                         (copy it first, or use copy_closure_to); nothing was copied",
+                        self.requested_uri(),
+                        dst.requested_uri()
+                    ),
+                ));
+            }
+        }
         let p = self.c_path(path.as_str())?;
         let ctx = Context::new();
         // SAFETY: live context, both stores and the path.

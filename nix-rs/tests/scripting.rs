@@ -143,7 +143,8 @@ fn copy_one_path_between_stores() {
             // A path whose reference the destination lacks is refused, naming it.
             let top = src.add_text("top", &format!("{p}"), std::slice::from_ref(&p)).unwrap();
             let fresh = TempStore::with_store_dir(&src.store_dir_path()).unwrap();
-            assert!(src.copy_path_to(&fresh, &top).is_err());
+            let e = src.copy_path_to(&fresh, &top).unwrap_err().to_string();
+            assert!(e.contains(&format!("refers to '{p}'")), "names the missing reference: {e}");
             assert!(!fresh.is_valid_path(&top).unwrap(), "nothing half-written");
         }
         Err(e) => {
