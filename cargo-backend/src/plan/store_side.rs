@@ -208,7 +208,11 @@ impl<'a> Planner<'a> {
     /// (`base`), and its output is still there: cargo would not rerun it, so neither do we,
     /// whatever else changed in the environment.
     /// A failing validity check is an error, not a reason to run the script again.
-    pub(super) fn script_rerun_not_needed(&self, hash: &str, base: &str) -> Result<Option<(StorePath, StorePath)>, Error> {
+    pub(super) fn script_rerun_not_needed(
+        &self,
+        hash: &str,
+        base: &str,
+    ) -> Result<Option<(StorePath, StorePath)>, Error> {
         let Some(last) = self.scripts.get(hash) else { return Ok(None) };
         if last.narrow.is_empty() || last.narrow != script_env::narrow_key(base, &self.user_env, &last.declared) {
             return Ok(None);
