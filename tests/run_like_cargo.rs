@@ -59,13 +59,17 @@ fn lines_with(text: &str, prefixes: &[&str]) -> Vec<String> {
 #[test]
 fn tests_see_what_they_see_under_cargo() {
     let fx = Fixture::new("runtime");
-    let cargo = run(&fx, false, "test", &["--", "--nocapture"], &[]);
-    let nix = run(&fx, true, "test", &["--", "--nocapture"], &[]);
+    // The fixture reports on stderr, libtest's "test x ... ok" goes to stdout, and one test
+    // thread keeps two tests' reports from interleaving: the lines compare the same every run.
+    let args = ["--", "--nocapture", "--test-threads=1"];
+    let cargo = run(&fx, false, "test", &args, &[]);
+    let nix = run(&fx, true, "test", &args, &[]);
     assert!(cargo.status.success(), "{}", String::from_utf8_lossy(&cargo.stderr));
     assert!(nix.status.success(), "{}", String::from_utf8_lossy(&nix.stderr));
     let (c_out, n_out) = (normalize(&fx, &cargo.stdout), normalize(&fx, &nix.stdout));
-    let mut c_reports = lines_with(&c_out, &["REPORT"]);
-    let mut n_reports = lines_with(&n_out, &["REPORT"]);
+    let (c_err, n_err) = (normalize(&fx, &cargo.stderr), normalize(&fx, &nix.stderr));
+    let mut c_reports = lines_with(&c_err, &["REPORT"]);
+    let mut n_reports = lines_with(&n_err, &["REPORT"]);
     c_reports.sort();
     n_reports.sort();
     assert_eq!(n_reports, c_reports);
@@ -76,12 +80,11 @@ fn tests_see_what_they_see_under_cargo() {
         "REPORT integration bin-beside=true",
         "REPORT integration compile-time-bin-name=rt-tool",
         "REPORT integration env CARGO_BIN_EXE_rt-tool=<target>/debug/rt-tool",
-        "REPORT noharness main ran with 1 args",
+        "REPORT noharness main ran with 2 args",
     ] {
         assert!(c_reports.iter().any(|l| l == want), "{want} missing from {c_reports:#?}");
     }
     // Same executables in the same order, the same results, the doctests run.
-    let (c_err, n_err) = (normalize(&fx, &cargo.stderr), normalize(&fx, &nix.stderr));
     assert_eq!(lines_with(&n_err, &["Running", "Doc-tests"]), lines_with(&c_err, &["Running", "Doc-tests"]));
     assert_eq!(lines_with(&n_out, &["test result:"]).len(), lines_with(&c_out, &["test result:"]).len());
     let results = |o: &str| {

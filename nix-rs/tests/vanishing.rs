@@ -4,7 +4,6 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use nix_rs::testing::TempStore;
 use nix_rs::{AddPathOptions, Error};
@@ -87,9 +86,7 @@ fn a_file_or_directory_vanishing_mid_walk_is_named_and_nothing_is_added() {
         // The tree is whole again: adding it works, in the same process (Nix 2.26 caches
         // lstat results process-wide, including "missing").
         make_tree(&root);
-        let start = Instant::now();
         let p = t.add_path(&root, AddPathOptions::new().name("tree")).unwrap();
-        assert!(start.elapsed().as_secs() < 5);
         let real = t.real_path(&p).unwrap();
         assert_eq!(fs::read_to_string(real.join("c")).unwrap(), "c");
         assert_eq!(fs::read_to_string(real.join("b/sub/x")).unwrap(), "x");
