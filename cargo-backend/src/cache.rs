@@ -39,7 +39,7 @@ use sha2::{Digest, Sha256};
 
 use crate::toolchain::hex;
 
-const CACHE_VERSION: u32 = 3;
+const CACHE_VERSION: u32 = 4;
 
 /// Everything cached for one manifest: one record per stage, each written by its own stage
 /// only ([`crate::workspace::Record`], the toolchain's two fields, [`crate::plan::Record`]).

@@ -396,6 +396,8 @@ pub fn build_with_cache(
     let node_outcomes = scheduler::realise(store, cache_store.as_ref(), &nodes, &sched, &mut per_unit)?;
     let outcomes = unit_outcomes(node_outcomes, &unit_of, plan.units.len());
     let build_time = start.elapsed();
+    let succeeded: Vec<bool> = outcomes.iter().map(Outcome::is_success).collect();
+    plan::record_script_runs(store, &plan, &succeeded, &mut cache.plan);
     if stop.is_requested() {
         let count = |f: fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
         return Err(Error::Interrupted(format!(

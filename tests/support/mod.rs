@@ -150,7 +150,19 @@ impl Fixture {
 
     /// `cargo nix <sub> <args>` on this fixture and its store.
     pub fn cargo_nix(&self, sub: &str, args: &[&str]) -> NixRun {
+        self.cargo_nix_env(sub, args, &[])
+    }
+
+    /// [`Fixture::cargo_nix`] with environment changes: `(name, Some(value))` sets a variable,
+    /// `(name, None)` removes it.
+    pub fn cargo_nix_env(&self, sub: &str, args: &[&str], envs: &[(&str, Option<&str>)]) -> NixRun {
         let mut cmd = Command::new(bin_dir().join("cargo-nix"));
+        for (k, v) in envs {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
         // Run inside the project, as a user would (cargo reads `.cargo/config.toml` from there).
         cmd.current_dir(self.dir.path());
         cmd.arg("nix").arg(sub).arg("--manifest-path").arg(self.manifest()).arg("--target-dir").arg(self.nix_target());
@@ -163,7 +175,19 @@ impl Fixture {
 
     /// `cargo <sub> <args>` (plain cargo) on this fixture.
     pub fn cargo(&self, sub: &str, args: &[&str]) -> Output {
-        let out = cargo()
+        self.cargo_env(sub, args, &[])
+    }
+
+    /// [`Fixture::cargo`] with environment changes, as [`Fixture::cargo_nix_env`] takes them.
+    pub fn cargo_env(&self, sub: &str, args: &[&str], envs: &[(&str, Option<&str>)]) -> Output {
+        let mut cmd = cargo();
+        for (k, v) in envs {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        let out = cmd
             .current_dir(self.dir.path())
             .arg(sub)
             .arg("--manifest-path")

@@ -25,7 +25,9 @@ pub mod lto;
 pub mod pipelining;
 mod record;
 pub mod rustc_args;
+pub mod script_env;
 mod store_side;
+pub use store_side::record_script_runs;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -36,7 +38,7 @@ use serde::Serialize;
 pub use artifacts::{Artifact, ArtifactKind};
 pub use pipelining::{compiles_against_metadata, link_target, pipelined_units};
 use record::CachedUnit;
-pub use record::Record;
+pub use record::{Record, ScriptRun};
 
 use crate::Error;
 use crate::spec::{Action, SPEC_ENV, UnitSpec};
@@ -83,6 +85,9 @@ pub struct PlannedUnit {
     pub is_build_script_run: bool,
     /// Whether warnings should be shown (workspace members).
     pub is_member: bool,
+    /// For a build-script run: its identity without the user's environment
+    /// ([`script_env::narrow_key`]'s base).
+    pub script_base: Option<String>,
 }
 
 /// Every unit of a workspace, planned.
@@ -92,6 +97,9 @@ pub struct Plan {
     pub units: Vec<PlannedUnit>,
     /// Time spent adding package sources to the store.
     pub source_time: std::time::Duration,
+    /// The environment the plan was made in (what build scripts see of it is chosen by
+    /// [`script_env`]).
+    pub user_env: BTreeMap<String, String>,
 }
 
 /// Creates the derivations.
@@ -119,6 +127,10 @@ pub struct Planner<'a> {
     pipelined: Vec<bool>,
     /// Per unit: its LTO setting.
     lto: Vec<lto::Lto>,
+    /// The environment `cargo nix` runs in.
+    user_env: BTreeMap<String, String>,
+    /// Build-script runs as they last ran, by unit hash.
+    scripts: BTreeMap<String, ScriptRun>,
 }
 
 /// The store path holding `path`, if `path` is inside `store_dir` and valid in `store`.
@@ -201,6 +213,8 @@ impl<'a> Planner<'a> {
             transitive_libs: vec![BTreeSet::new(); n],
             pipelined: Vec::new(),
             lto: lto::generate(&ws.graph),
+            user_env: script_env::snapshot(),
+            scripts: BTreeMap::new(),
         })
     }
 
@@ -254,6 +268,7 @@ impl<'a> Planner<'a> {
         Plan {
             units: self.units.into_iter().map(|u| u.expect("every unit is planned")).collect(),
             source_time: self.source_time,
+            user_env: self.user_env,
         }
     }
 
@@ -328,6 +343,7 @@ impl<'a> Planner<'a> {
         let cx = self.env_context(&src_str, &tmpdir);
         let mut artifacts = Vec::new();
         let mut env;
+        let mut script_base = None;
         let action = if unit.is_build_script_run() {
             let compile =
                 unit.dependencies.iter().find(|d| ws.graph.units[d.index].is_build_script_compile()).ok_or_else(
@@ -352,7 +368,14 @@ impl<'a> Planner<'a> {
             };
             env = env::build_script_env(unit, pkg, &cx, &sx);
             env.extend(self.tc.cargo_cfg_env(unit.profile.debug_assertions));
-            Action::RunBuildScript { program, dep_links }
+            let action = Action::RunBuildScript { program, dep_links };
+            script_base = Some(self.script_base(&src, &action, &env));
+            // What the script sees of the user's environment, under cargo's own variables.
+            let declared = self.scripts.get(&hash).map(|r| r.declared.clone()).unwrap_or_default();
+            let mut visible = script_env::visible(&self.user_env, &declared);
+            visible.append(&mut env);
+            env = visible;
+            action
         } else {
             env = env::rustc_env(unit, pkg, &cx);
             artifacts = artifacts::artifacts(unit, &hash);
@@ -382,13 +405,23 @@ impl<'a> Planner<'a> {
             package: format!("{} v{}", pkg.name, pkg.version),
             cwd: src.to_string(),
             ws_subdir: self.ws_subdir(pkg, unit).unwrap_or_default(),
-            path: self.tc.path_env.clone(),
+            path: match (&script_base, self.user_env.get("PATH")) {
+                (Some(_), Some(path)) => script_env::dedup_path(path),
+                _ => self.tc.path_env.clone(),
+            },
             env,
             action,
         };
         let json = serde_json::to_string(&spec).expect("spec serializes");
         drv.env(SPEC_ENV, json).env("passAsFile", SPEC_ENV);
-        let (drv_path, out) = self.create(&drv, unit)?;
+        let last = match script_base.as_deref() {
+            Some(base) => self.script_rerun_not_needed(&hash, base)?,
+            None => None,
+        };
+        let (drv_path, out) = match last {
+            Some(last) => last,
+            None => self.create(&drv, unit)?,
+        };
         let metadata = if pipelined {
             let mut spec = spec;
             if let Action::Rustc { metadata_only, .. } = &mut spec.action {
@@ -414,6 +447,7 @@ impl<'a> Planner<'a> {
             artifacts,
             is_build_script_run: unit.is_build_script_run(),
             is_member: pkg.is_member,
+            script_base,
         })
     }
 

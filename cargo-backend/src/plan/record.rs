@@ -19,6 +19,23 @@ pub struct Record {
     pub(super) plan_key: String,
     /// The plan, per unit.
     pub(super) plan: Vec<CachedUnit>,
+    /// Build-script runs that have run, by unit hash: what each declared and under which
+    /// identity it ran (see [`super::script_env`]).
+    #[serde(default)]
+    pub(super) scripts: BTreeMap<String, ScriptRun>,
+}
+
+/// A build-script run as it last ran.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ScriptRun {
+    /// The variables it declared with `rerun-if-env-changed`.
+    pub declared: std::collections::BTreeSet<String>,
+    /// Its identity then ([`super::script_env::narrow_key`]).
+    pub narrow: String,
+    /// Its derivation and output.
+    pub drv: String,
+    /// Its output.
+    pub out: String,
 }
 
 /// A planned unit, as cached.
@@ -38,4 +55,7 @@ pub(super) struct CachedUnit {
     pub metadata: Option<(String, String)>,
     /// The nodes the unit reads.
     pub inputs: Vec<NodeRef>,
+    /// For a build-script run: its identity without the user's environment.
+    #[serde(default)]
+    pub script_base: Option<String>,
 }

@@ -2,7 +2,9 @@
 //!
 //! The process starts with Nix's builder environment (`out`, `unitSpecPath`, `TMPDIR`, …).
 //! The child (rustc or a build script) gets a clean environment: the spec's, plus `PATH`,
-//! `HOME`, and the temporary directory, the way cargo gives them a controlled one.
+//! and Nix's `HOME` (unless the spec names one: build scripts see the user's) and temporary
+//! directory. What of the user's environment a build script sees is chosen by the planner
+//! and written into the spec, so it is part of the derivation.
 //!
 //! Layout of `$out`: `lib/` or `bin/` (rustc artifacts), `diagnostics.jsonl` (rustc's JSON
 //! diagnostics, one per line, for `--message-format json` and warnings on reuse);
@@ -41,7 +43,11 @@ pub fn run_from_env() -> Result<(), UnitFailure> {
 fn base_command(spec: &UnitSpec, program: &str) -> Result<Command, UnitFailure> {
     let mut cmd = Command::new(program);
     cmd.env_clear().current_dir(working_dir(spec)?).env("PATH", &spec.path).envs(&spec.env);
+    // Nix's own values, unless the spec passes the user's (`HOME` for build scripts).
     for key in ["HOME", "TMPDIR", "TMP", "TEMP", "TEMPDIR", "NIX_BUILD_TOP"] {
+        if spec.env.contains_key(key) {
+            continue;
+        }
         if let Some(v) = std::env::var_os(key) {
             cmd.env(key, v);
         }

@@ -1,0 +1,122 @@
+//! What a build depends on besides its sources: the environment build scripts see (a -sys
+//! crate found through a `.pc` file that only `PKG_CONFIG_PATH` names, a variable a script
+//! declared with `rerun-if-env-changed`), which scripts rerun when one changes, and
+//! `cargo nix build` of this very workspace's Nix bindings.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use nix_rs::testing::{TempStore, test_nix_config};
+use support::{Fixture, NixRun, bin_dir, repo};
+
+fn set(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+/// A -sys crate that finds its library with the `pkg-config` crate, its `.pc` file in a
+/// directory only `PKG_CONFIG_PATH` names, next to a script reading a variable of no
+/// documented set (`FIXTURE_KNOB`, declared with `rerun-if-env-changed`).
+#[test]
+fn build_scripts_see_the_users_environment_and_rerun_exactly_when_what_they_read_changes() {
+    let fx = Fixture::new("pkgconf");
+    let pc_a = fx.path("native/a").display().to_string();
+    let pc_b = fx.path("native/b").display().to_string();
+    let app = fx.nix_target().join("debug/app");
+    let env_a = [("PKG_CONFIG_PATH", Some(pc_a.as_str())), ("FIXTURE_KNOB", None)];
+
+    // As under cargo.
+    fx.cargo_env("build", &[], &env_a);
+    let expected = fx.run(&fx.cargo_target().join("debug/app"));
+    assert_eq!(expected, "answer 42 (version 1.0), knob unset\n");
+    let first = fx.cargo_nix_env("build", &[], &env_a);
+    assert!(first.success(), "{}", first.stderr);
+    assert_eq!(fx.run(&app), expected);
+
+    // Nothing changed: nothing runs (twice: the first rebuild plans with what the scripts
+    // declared, the second from the cached plan).
+    for _ in 0..2 {
+        let again = fx.cargo_nix_env("build", &[], &env_a);
+        assert_eq!(again.built, 0, "{}", again.stderr);
+    }
+
+    // A variable only `knob`'s script declared: it reruns, and so do its dependents; the
+    // pkg-config script does not.
+    let env_knob = [("PKG_CONFIG_PATH", Some(pc_a.as_str())), ("FIXTURE_KNOB", Some("on"))];
+    let knob = fx.cargo_nix_env("build", &[], &env_knob);
+    assert!(knob.success(), "{}", knob.stderr);
+    assert_eq!(knob.compiled, set(&["knob", "app"]), "{}", knob.stderr);
+    assert_eq!(fx.run(&app), "answer 42 (version 1.0), knob on\n");
+
+    // Another `PKG_CONFIG_PATH`: the script that declared it (through the pkg-config crate)
+    // reruns and finds the other `.pc` file; `knob`'s does not.
+    let env_b = [("PKG_CONFIG_PATH", Some(pc_b.as_str())), ("FIXTURE_KNOB", Some("on"))];
+    let moved = fx.cargo_nix_env("build", &[], &env_b);
+    assert!(moved.success(), "{}", moved.stderr);
+    assert_eq!(moved.compiled, set(&["answer-sys", "app"]), "{}", moved.stderr);
+    fx.cargo_env("build", &[], &env_b);
+    assert_eq!(fx.run(&app), fx.run(&fx.cargo_target().join("debug/app")));
+    assert_eq!(fx.run(&app), "answer 43 (version 2.0), knob on\n");
+
+    // A variable no script declared (and `PATH`, which cargo does not watch either): nothing
+    // reruns.
+    let path = format!("{}:{}", std::env::var("PATH").unwrap_or_default(), fx.path("native").display());
+    let unrelated = [
+        ("PKG_CONFIG_PATH", Some(pc_b.as_str())),
+        ("FIXTURE_KNOB", Some("on")),
+        ("FIXTURE_UNRELATED", Some("x")),
+        ("PATH", Some(path.as_str())),
+    ];
+    let quiet = fx.cargo_nix_env("build", &[], &unrelated);
+    assert!(quiet.success(), "{}", quiet.stderr);
+    assert_eq!(quiet.built, 0, "{}", quiet.stderr);
+
+    // Without the `.pc` file's directory the script fails as under cargo, naming the library.
+    let missing = fx.cargo_nix_env("build", &[], &[("PKG_CONFIG_PATH", Some("/nonexistent")), ("FIXTURE_KNOB", None)]);
+    assert!(!missing.success());
+    assert!(missing.stderr.contains("answer not found through pkg-config"), "{}", missing.stderr);
+}
+
+/// A script that declared a variable which was already set before its first run could not
+/// see it then (nothing says what it reads before it ran): the next build reruns it with it.
+#[test]
+fn a_variable_declared_on_the_first_run_is_seen_from_the_next_build() {
+    let fx = Fixture::new("pkgconf");
+    let pc_a = fx.path("native/a").display().to_string();
+    let env = [("PKG_CONFIG_PATH", Some(pc_a.as_str())), ("FIXTURE_KNOB", Some("early"))];
+    let first = fx.cargo_nix_env("build", &[], &env);
+    assert!(first.success(), "{}", first.stderr);
+    let second = fx.cargo_nix_env("build", &[], &env);
+    assert!(second.success(), "{}", second.stderr);
+    assert_eq!(second.compiled, set(&["knob", "app"]), "{}", second.stderr);
+    assert_eq!(fx.run(&fx.nix_target().join("debug/app")), "answer 42 (version 1.0), knob early\n");
+    let third = fx.cargo_nix_env("build", &[], &env);
+    assert_eq!(third.built, 0, "{}", third.stderr);
+}
+
+/// `cargo nix build -p nix-sys -p nix-rs` of this repository: nix-sys's build script finds
+/// Nix's C API through `PKG_CONFIG_PATH` (or `HOME`'s cache), runs bindgen, and nix-rs
+/// compiles against it. Not the whole workspace: the `cargo` crate's ~320 dependencies would
+/// add many minutes to CI.
+#[test]
+fn this_workspace_builds_its_nix_bindings() {
+    let store = TempStore::new().unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let output = Command::new(bin_dir().join("cargo-nix"))
+        .current_dir(repo())
+        .args(["nix", "build", "--locked", "-p", "nix-sys", "-p", "nix-rs", "--manifest-path"])
+        .arg(repo().join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(target.path())
+        .args(["--store", store.uri()])
+        .env("NIX_CONFIG", test_nix_config())
+        .output()
+        .expect("running cargo-nix");
+    let run = NixRun::from_output(output);
+    assert!(run.success(), "{}", run.stderr);
+    assert!(run.compiled.contains("nix-sys") && run.compiled.contains("nix-rs"), "{}", run.stderr);
+    for lib in ["libnix_sys.rlib", "libnix_rs.rlib"] {
+        assert!(target.path().join("debug").join(lib).is_file(), "{lib} missing:\n{}", run.stderr);
+    }
+}
