@@ -377,36 +377,54 @@ pub fn build_with_cache(
         None => None,
     };
     let stop = &options.stop;
-    let start = Instant::now();
-    let workspace_key = cache.workspace.key().to_owned();
-    let plan =
-        plan::Planner::plan_cached(store, ws, toolchain, &builder, options.pipelining, &workspace_key, &mut cache.plan);
-    // An interrupt during planning makes Nix fail whatever it was doing: report the interrupt.
-    if stop.is_requested() {
-        return Err(Error::Interrupted("while planning; nothing was built or installed".into()));
-    }
-    let plan = plan?;
-    let plan_time = start.elapsed();
-    let source_time = plan.source_time;
-    let start = Instant::now();
     let sched = SchedulerOptions { jobs: options.jobs, keep_going: options.keep_going, stop: stop.clone() };
-    let (nodes, unit_of) = scheduler_nodes(&plan);
-    reporter.planned(&plan);
-    let mut per_unit = PerUnit::new(reporter, unit_of.clone(), plan.units.len());
-    let node_outcomes = scheduler::realise(store, cache_store.as_ref(), &nodes, &sched, &mut per_unit)?;
-    let outcomes = unit_outcomes(node_outcomes, &unit_of, plan.units.len());
-    let build_time = start.elapsed();
-    let succeeded: Vec<bool> = outcomes.iter().map(Outcome::is_success).collect();
-    plan::record_script_runs(store, &plan, &succeeded, &mut cache.plan);
-    if stop.is_requested() {
-        let count = |f: fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
-        return Err(Error::Interrupted(format!(
-            "{} unit(s) built, {} stopped while building, {} not started; nothing was installed",
-            count(|o| matches!(o, Outcome::Built(_))),
-            count(|o| matches!(o, Outcome::Interrupted)),
-            count(|o| matches!(o, Outcome::Skipped)),
-        )));
-    }
+    let (mut plan_time, mut source_time, mut build_time) = Default::default();
+    // At most two rounds: the second when a build script declared (`rerun-if-env-changed`) a
+    // variable that is set but that it could not see on its first run; it runs again with it,
+    // as cargo's would have seen it (see `plan::script_env`). Everything else is reused.
+    let mut round = 0;
+    let (plan, outcomes) = loop {
+        round += 1;
+        let start = Instant::now();
+        let workspace_key = cache.workspace.key().to_owned();
+        let plan = plan::Planner::plan_cached(
+            store,
+            ws,
+            toolchain,
+            &builder,
+            options.pipelining,
+            &workspace_key,
+            &mut cache.plan,
+        );
+        // An interrupt during planning makes Nix fail whatever it was doing: report the interrupt.
+        if stop.is_requested() {
+            return Err(Error::Interrupted("while planning; nothing was built or installed".into()));
+        }
+        let plan = plan?;
+        plan_time += start.elapsed();
+        source_time += plan.source_time;
+        let start = Instant::now();
+        let (nodes, unit_of) = scheduler_nodes(&plan);
+        reporter.planned(&plan);
+        let mut per_unit = PerUnit::new(reporter, unit_of.clone(), plan.units.len());
+        let node_outcomes = scheduler::realise(store, cache_store.as_ref(), &nodes, &sched, &mut per_unit)?;
+        let outcomes = unit_outcomes(node_outcomes, &unit_of, plan.units.len());
+        build_time += start.elapsed();
+        let succeeded: Vec<bool> = outcomes.iter().map(Outcome::is_success).collect();
+        let missed = plan::record_script_runs(store, &plan, &succeeded, &mut cache.plan);
+        if stop.is_requested() {
+            let count = |f: fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
+            return Err(Error::Interrupted(format!(
+                "{} unit(s) built, {} stopped while building, {} not started; nothing was installed",
+                count(|o| matches!(o, Outcome::Built(_))),
+                count(|o| matches!(o, Outcome::Interrupted)),
+                count(|o| matches!(o, Outcome::Skipped)),
+            )));
+        }
+        if !missed || round == 2 {
+            break (plan, outcomes);
+        }
+    };
 
     let start = Instant::now();
     let copied_back = !std::ptr::eq(artifact_store, store);

@@ -405,10 +405,7 @@ impl<'a> Planner<'a> {
             package: format!("{} v{}", pkg.name, pkg.version),
             cwd: src.to_string(),
             ws_subdir: self.ws_subdir(pkg, unit).unwrap_or_default(),
-            path: match (&script_base, self.user_env.get("PATH")) {
-                (Some(_), Some(path)) => script_env::dedup_path(path),
-                _ => self.tc.path_env.clone(),
-            },
+            path: self.tc.path_env.clone(),
             env,
             action,
         };

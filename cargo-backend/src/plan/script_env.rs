@@ -10,15 +10,24 @@
 //!   (`pkg-config`, `cc`, `cmake`, `bindgen`, `openssl-sys`, `prost-build`) read to find native
 //!   libraries and tools;
 //! - every variable the script **declared** with `rerun-if-env-changed` on its last run
-//!   (recorded per unit outside the store, in the plan cache);
-//! - `PATH` (deduplicated, so that sourcing a setup script twice changes nothing) and `HOME`,
-//!   as under cargo: scripts run `pkg-config`, `cmake`, `protoc`, `git` found through `PATH`.
+//!   (recorded per unit outside the store, in the plan cache). A script that declares a variable
+//!   which is set but which it could not see (nothing says what a script reads before it first
+//!   runs) is run again in the same build with it, so the first build is already what cargo's
+//!   would be ([`crate::build_with_cache`]).
+//!
+//! Not `PATH` and not `HOME`, which differ from user to user and would give every user of a
+//! shared store their own build-script runs (and so their own copy of every crate above a
+//! build script). `PATH` is the toolchain's (its `bin`, the C compiler's directory,
+//! `/usr/local/bin`, `/usr/bin`, `/bin`: where `pkg-config`, `cmake`, `protoc` and `git` are
+//! found), so `rustc` and `cargo` are the toolchain's, never a rustup proxy; a tool elsewhere is
+//! named by its documented variable (`PKG_CONFIG`, `PROTOC`, `CMAKE`, `CC`). `HOME` is a fresh
+//! directory in the build. A script that declares `PATH` or `HOME` sees the user's.
 //!
 //! What decides whether a script reruns is cargo's rule: once a script has run, its identity
 //! covers the values of the variables it declared, not the rest of what it sees
 //! ([`narrow_key`]); so changing `OTHER_KNOB` reruns exactly the scripts that declared it, and
-//! changing `PATH` reruns none (cargo does not either). Before its first run nothing is known,
-//! and the whole visible set is its identity.
+//! changing `PATH` reruns none (cargo does not either). Before its first run, the documented set
+//! is its identity.
 //!
 //! Values are passed as they are. With a sandbox or build users (multi-user Nix), a path a
 //! variable names (a `PKG_CONFIG_PATH` directory, `OPENSSL_DIR`) must be readable by the build
@@ -102,17 +111,11 @@ pub fn is_documented(name: &str) -> bool {
         .any(|s| name.len() > s.len() && name.ends_with(s))
 }
 
-/// `PATH` with repeated entries dropped (the first one wins, as in a lookup).
-pub fn dedup_path(path: &str) -> String {
-    let mut seen = BTreeSet::new();
-    path.split(':').filter(|d| seen.insert(*d)).collect::<Vec<_>>().join(":")
-}
-
 /// What a build script sees of `user` (the environment `cargo nix` runs in): the documented
-/// set, `declared` (from its last run), and `HOME`; `PATH` goes separately (the spec's `path`).
+/// set and what it `declared` on its last run.
 pub fn visible(user: &BTreeMap<String, String>, declared: &BTreeSet<String>) -> BTreeMap<String, String> {
     user.iter()
-        .filter(|(k, _)| k.as_str() == "HOME" || is_documented(k) || declared.contains(k.as_str()))
+        .filter(|(k, _)| is_documented(k) || declared.contains(k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }
@@ -200,12 +203,12 @@ mod tests {
     }
 
     #[test]
-    fn a_script_sees_the_documented_set_what_it_declared_and_home() {
+    fn a_script_sees_the_documented_set_and_what_it_declared() {
         let user = env(&[("PKG_CONFIG_PATH", "/p"), ("HOME", "/h"), ("KNOB", "1"), ("SECRET", "s"), ("PATH", "/b")]);
         let none = visible(&user, &BTreeSet::new());
-        assert_eq!(none, env(&[("PKG_CONFIG_PATH", "/p"), ("HOME", "/h")]));
-        let declared: BTreeSet<String> = ["KNOB".to_owned(), "UNSET".to_owned()].into();
-        assert_eq!(visible(&user, &declared), env(&[("PKG_CONFIG_PATH", "/p"), ("HOME", "/h"), ("KNOB", "1")]));
+        assert_eq!(none, env(&[("PKG_CONFIG_PATH", "/p")]));
+        let declared: BTreeSet<String> = ["KNOB".to_owned(), "UNSET".to_owned(), "PATH".to_owned()].into();
+        assert_eq!(visible(&user, &declared), env(&[("PKG_CONFIG_PATH", "/p"), ("KNOB", "1"), ("PATH", "/b")]));
     }
 
     #[test]
@@ -218,11 +221,5 @@ mod tests {
         assert_ne!(k, narrow_key("base", &env(&[]), &declared), "unset differs from set");
         assert_ne!(narrow_key("base", &env(&[]), &declared), narrow_key("base", &env(&[("KNOB", "")]), &declared));
         assert_ne!(k, narrow_key("other", &a, &declared));
-    }
-
-    #[test]
-    fn path_keeps_the_first_of_each_entry() {
-        assert_eq!(dedup_path("/a:/b:/a:/c:/b"), "/a:/b:/c");
-        assert_eq!(dedup_path(""), "");
     }
 }

@@ -110,7 +110,6 @@ impl<'a> Planner<'a> {
         for (k, v) in script_env::visible(&self.user_env, &declared) {
             key.str(&k).str(&v);
         }
-        key.str(&self.user_env.get("PATH").map(|p| script_env::dedup_path(p)).unwrap_or_default());
         key.str(&serde_json::to_string(&self.scripts).unwrap_or_default());
         let key = key.finish();
         if !workspace_key.is_empty() && key == cache.plan_key && cache.plan.len() == self.ws.graph.units.len() {
@@ -249,8 +248,10 @@ impl<'a> Planner<'a> {
 /// Records, for every build-script run of `plan` that succeeded (`ok`), what it declared with
 /// `rerun-if-env-changed` and the identity it ran under, read from its output in `store`. A
 /// script that declared a variable that is set but that it could not see (nothing was known
-/// before its first run) gets no identity, so that the next build reruns it with the variable.
-pub fn record_script_runs(store: &Store, plan: &Plan, ok: &[bool], record: &mut Record) {
+/// before its first run) gets no identity, so that the next plan reruns it with the variable;
+/// returns whether there was one.
+pub fn record_script_runs(store: &Store, plan: &Plan, ok: &[bool], record: &mut Record) -> bool {
+    let mut missed_any = false;
     for u in &plan.units {
         let Some(base) = &u.script_base else { continue };
         if !ok.get(u.index).copied().unwrap_or(false) {
@@ -263,9 +264,11 @@ pub fn record_script_runs(store: &Store, plan: &Plan, ok: &[bool], record: &mut 
         let before = record.scripts.get(&u.hash).map(|r| r.declared.clone()).unwrap_or_default();
         let seen = script_env::visible(&plan.user_env, &before);
         let missed = declared.iter().any(|d| plan.user_env.contains_key(d) && !seen.contains_key(d));
+        missed_any |= missed;
         let narrow = if missed { String::new() } else { script_env::narrow_key(base, &plan.user_env, &declared) };
         record
             .scripts
             .insert(u.hash.clone(), ScriptRun { declared, narrow, drv: u.drv.to_string(), out: u.out.to_string() });
     }
+    missed_any
 }

@@ -2,9 +2,11 @@
 //!
 //! The process starts with Nix's builder environment (`out`, `unitSpecPath`, `TMPDIR`, …).
 //! The child (rustc or a build script) gets a clean environment: the spec's, plus `PATH`,
-//! and Nix's `HOME` (unless the spec names one: build scripts see the user's) and temporary
-//! directory. What of the user's environment a build script sees is chosen by the planner
-//! and written into the spec, so it is part of the derivation.
+//! Nix's temporary directory, and a `HOME` of its own inside the build directory (unless the
+//! spec names one). Not Nix's `/homeless-shelter`: a tool that writes under `HOME` (a rustup
+//! proxy, a compiler cache) would create it outside an unsandboxed build, after which Nix
+//! refuses every build. What of the user's environment a build script sees is chosen by the
+//! planner and written into the spec, so it is part of the derivation.
 //!
 //! Layout of `$out`: `lib/` or `bin/` (rustc artifacts), `diagnostics.jsonl` (rustc's JSON
 //! diagnostics, one per line, for `--message-format json` and warnings on reuse);
@@ -43,8 +45,8 @@ pub fn run_from_env() -> Result<(), UnitFailure> {
 fn base_command(spec: &UnitSpec, program: &str) -> Result<Command, UnitFailure> {
     let mut cmd = Command::new(program);
     cmd.env_clear().current_dir(working_dir(spec)?).env("PATH", &spec.path).envs(&spec.env);
-    // Nix's own values, unless the spec passes the user's (`HOME` for build scripts).
-    for key in ["HOME", "TMPDIR", "TMP", "TEMP", "TEMPDIR", "NIX_BUILD_TOP"] {
+    // Nix's own values, unless the spec passes the user's (a build script that declared one).
+    for key in ["TMPDIR", "TMP", "TEMP", "TEMPDIR", "NIX_BUILD_TOP"] {
         if spec.env.contains_key(key) {
             continue;
         }
@@ -52,7 +54,17 @@ fn base_command(spec: &UnitSpec, program: &str) -> Result<Command, UnitFailure> 
             cmd.env(key, v);
         }
     }
+    if !spec.env.contains_key("HOME") {
+        let home = build_dir().join("home");
+        fs::create_dir_all(&home).map_err(|e| UnitFailure(format!("creating {}: {e}", home.display())))?;
+        cmd.env("HOME", home);
+    }
     Ok(cmd)
+}
+
+/// The build's own directory (Nix's `NIX_BUILD_TOP`).
+fn build_dir() -> std::path::PathBuf {
+    std::env::var_os("NIX_BUILD_TOP").map(std::path::PathBuf::from).unwrap_or_else(std::env::temp_dir)
 }
 
 /// The directory the child runs in: `spec.cwd`, or, with a `ws_subdir`, a workspace root made
@@ -61,8 +73,7 @@ fn working_dir(spec: &UnitSpec) -> Result<std::path::PathBuf, UnitFailure> {
     if spec.ws_subdir.is_empty() {
         return Ok(spec.cwd.clone().into());
     }
-    let base = std::env::var_os("NIX_BUILD_TOP").map(std::path::PathBuf::from).unwrap_or_else(std::env::temp_dir);
-    let root = base.join("ws");
+    let root = build_dir().join("ws");
     let link = root.join(&spec.ws_subdir);
     if let Some(parent) = link.parent() {
         fs::create_dir_all(parent).map_err(|e| UnitFailure(format!("creating {}: {e}", parent.display())))?;
