@@ -62,8 +62,11 @@ fn tests_see_what_they_see_under_cargo() {
     // The fixture reports on stderr, libtest's "test x ... ok" goes to stdout, and one test
     // thread keeps two tests' reports from interleaving: the lines compare the same every run.
     let args = ["--", "--nocapture", "--test-threads=1"];
-    let cargo = run(&fx, false, "test", &args, &[]);
-    let nix = run(&fx, true, "test", &args, &[]);
+    // Tests run through the platform's runner, as under cargo (the fixture reports `CARGO*`).
+    let var = host_runner_var();
+    let runner = [(var.as_str(), "env CARGO_RT_RUNNER=yes")];
+    let cargo = run(&fx, false, "test", &args, &runner);
+    let nix = run(&fx, true, "test", &args, &runner);
     assert!(cargo.status.success(), "{}", String::from_utf8_lossy(&cargo.stderr));
     assert!(nix.status.success(), "{}", String::from_utf8_lossy(&nix.stderr));
     let (c_out, n_out) = (normalize(&fx, &cargo.stdout), normalize(&fx, &nix.stdout));
@@ -81,6 +84,8 @@ fn tests_see_what_they_see_under_cargo() {
         "REPORT integration compile-time-bin-name=rt-tool",
         "REPORT integration env CARGO_BIN_EXE_rt-tool=<target>/debug/rt-tool",
         "REPORT noharness main ran with 2 args",
+        "REPORT unit env CARGO_RT_RUNNER=yes",
+        "REPORT integration env CARGO_RT_RUNNER=yes",
     ] {
         assert!(c_reports.iter().any(|l| l == want), "{want} missing from {c_reports:#?}");
     }
@@ -174,8 +179,10 @@ fn rustdoc_words(line: &str) -> Vec<String> {
 #[test]
 fn doctest_command_is_cargos() {
     let fx = Fixture::new("runtime");
-    let cargo = run(&fx, false, "test", &["--doc", "-v", "-p", "rt"], &[]);
-    let nix = run(&fx, true, "test", &["--doc", "-v", "-p", "rt"], &[]);
+    // RUSTDOCFLAGS reach the doctests' rustdoc, as under cargo.
+    let flags = [("RUSTDOCFLAGS", "--cfg rt_docflag")];
+    let cargo = run(&fx, false, "test", &["--doc", "-v", "-p", "rt"], &flags);
+    let nix = run(&fx, true, "test", &["--doc", "-v", "-p", "rt"], &flags);
     assert!(nix.status.success(), "{}", String::from_utf8_lossy(&nix.stderr));
     let pick = |o: &Output| -> Vec<Vec<String>> {
         let text = normalize(&fx, &o.stderr);
@@ -185,6 +192,15 @@ fn doctest_command_is_cargos() {
     assert_eq!(theirs.len(), 1, "{}", String::from_utf8_lossy(&cargo.stderr));
     assert_eq!(ours, theirs);
     assert!(theirs[0].iter().any(|w| w == "rt=librt.rlib") && theirs[0].iter().any(|w| w == "helper=libhelper.rlib"));
+    assert!(theirs[0].windows(2).any(|w| w == ["--cfg", "rt_docflag"]), "{:?}", theirs[0]);
+}
+
+/// The variable naming the runner of the host's platform (`CARGO_TARGET_<TRIPLE>_RUNNER`).
+fn host_runner_var() -> String {
+    let out = Command::new(std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into())).arg("-vV").output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let host = text.lines().find_map(|l| l.strip_prefix("host: ")).expect("rustc -vV names the host");
+    format!("CARGO_TARGET_{}_RUNNER", host.to_uppercase().replace('-', "_"))
 }
 
 #[test]
@@ -201,4 +217,18 @@ fn run_is_cargo_run() {
     // The program is a file of its own in target/, not a link into the store.
     let bin = fx.nix_target().join("debug/rt-tool");
     assert!(std::fs::symlink_metadata(&bin).unwrap().file_type().is_file());
+
+    // No `--bin`: the package's `default-run` (it has two binaries), run through the runner
+    // configured for the platform, shown as cargo shows it.
+    let var = host_runner_var();
+    let runner = [(var.as_str(), "env RT_RUNNER=yes")];
+    let cargo = run(&fx, false, "run", &["--", "3"], &runner);
+    let nix = run(&fx, true, "run", &["--", "3"], &runner);
+    assert_eq!(cargo.status.code(), Some(3), "{}", String::from_utf8_lossy(&cargo.stderr));
+    assert_eq!(nix.status.code(), Some(3), "{}", String::from_utf8_lossy(&nix.stderr));
+    let out = String::from_utf8_lossy(&cargo.stdout);
+    assert!(out.contains("through the runner yes"), "{out}");
+    assert_eq!(String::from_utf8_lossy(&nix.stdout), out);
+    let (c_err, n_err) = (normalize(&fx, &cargo.stderr), normalize(&fx, &nix.stderr));
+    assert_eq!(lines_with(&n_err, &["Running"]), lines_with(&c_err, &["Running"]));
 }

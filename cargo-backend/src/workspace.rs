@@ -172,6 +172,9 @@ pub struct TargetSelection {
     /// `cargo test TESTNAME` without a target flag: every test target (cargo's
     /// `CompileFilter::all_test_targets`), not the default set with examples.
     pub test_targets_only: bool,
+    /// `cargo run`'s selection: without a target flag, the selected package's `default-run`
+    /// binary when it names one.
+    pub default_run: bool,
 }
 
 impl CargoArgs {

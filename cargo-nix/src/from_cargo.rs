@@ -106,7 +106,15 @@ pub fn plan(command: CargoCommand, args: &CargoArgs) -> Result<cargo_backend::Wo
 pub fn plan_in(gctx: &GlobalContext, command: CargoCommand, args: &CargoArgs) -> Result<cargo_backend::Workspace> {
     let manifest = manifest_path(gctx, args)?;
     let ws = cargo::core::Workspace::new(&manifest, gctx)?;
-    let opts = compile_options(gctx, command, args)?;
+    let mut opts = compile_options(gctx, command, args)?;
+    if args.select.default_run && !opts.filter.is_specific() {
+        // As `cargo run` (its command's `exec`): the one `default-run` of the selected
+        // packages, when there is exactly one.
+        let packages = opts.spec.get_packages(&ws)?;
+        if let [bin] = packages.iter().filter_map(|p| p.manifest().default_run()).collect::<Vec<_>>()[..] {
+            opts.filter = CompileFilter::single_bin(bin.to_string());
+        }
+    }
     let interner = UnitInterner::new();
     let bcx = cargo::ops::create_bcx(&ws, &opts, &interner, None)?;
     describe(&bcx)
@@ -148,6 +156,36 @@ fn linker(bcx: &BuildContext<'_, '_>, kind: CompileKind) -> Result<Option<String
     Ok(first.map(|(_, l)| l.val.clone().resolve_program(bcx.gctx).display().to_string()))
 }
 
+/// The runner cargo runs executables of `kind` through (cargo's private `target_runner`):
+/// the program, resolved as cargo resolves programs, then its arguments.
+fn runner(bcx: &BuildContext<'_, '_>, kind: CompileKind) -> Result<Option<Vec<String>>> {
+    let words = |r: &cargo::util::context::PathAndArgs| {
+        let mut v = vec![r.path.clone().resolve_program(bcx.gctx).display().to_string()];
+        v.extend(r.args.iter().cloned());
+        v
+    };
+    if let Some(r) = &bcx.target_data.target_config(kind).runner {
+        return Ok(Some(words(&r.val)));
+    }
+    let target_cfg = bcx.target_data.info(kind).cfg();
+    let mut matching = bcx
+        .gctx
+        .target_cfgs()?
+        .iter()
+        .filter_map(|(key, cfg)| cfg.runner.as_ref().map(|r| (key, r)))
+        .filter(|(key, _)| cargo_platform::CfgExpr::matches_key(key, target_cfg));
+    let first = matching.next();
+    if let (Some((k1, r1)), Some((k2, r2))) = (first, matching.next()) {
+        anyhow::bail!(
+            "several matching instances of `target.'cfg(..)'.runner` in configurations\n\
+             first match `{k1}` located in {}\nsecond match `{k2}` located in {}",
+            r1.definition,
+            r2.definition
+        );
+    }
+    Ok(first.map(|(_, r)| words(&r.val)))
+}
+
 /// The neutral description of what `bcx` would build. Doc and doctest units are dropped
 /// (`cargo nix` does not run rustdoc; the count is kept).
 pub fn describe(bcx: &BuildContext<'_, '_>) -> Result<cargo_backend::Workspace> {
@@ -157,6 +195,7 @@ pub fn describe(bcx: &BuildContext<'_, '_>) -> Result<cargo_backend::Workspace> 
         sorted.iter().enumerate().map(|(i, (u, _))| (*u, i)).collect();
     let primary: HashSet<_> = bcx.roots.iter().map(|u| u.pkg.package_id()).collect();
     let mut linkers: HashMap<CompileKind, Option<String>> = HashMap::new();
+    let mut runners: HashMap<CompileKind, Option<Vec<String>>> = HashMap::new();
     let mut packages: HashMap<String, PackageInfo> = HashMap::new();
     let mut out = Vec::with_capacity(sorted.len());
     for (unit, deps) in &sorted {
@@ -170,6 +209,14 @@ pub fn describe(bcx: &BuildContext<'_, '_>) -> Result<cargo_backend::Workspace> 
                 let l = linker(bcx, unit.kind)?;
                 linkers.insert(unit.kind, l.clone());
                 l
+            }
+        };
+        let runner = match runners.get(&unit.kind) {
+            Some(r) => r.clone(),
+            None => {
+                let r = runner(bcx, unit.kind)?;
+                runners.insert(unit.kind, r.clone());
+                r
             }
         };
         let mut target: units::Target = serde_json::from_value(serde_json::to_value(&unit.target)?)
@@ -204,6 +251,8 @@ pub fn describe(bcx: &BuildContext<'_, '_>) -> Result<cargo_backend::Workspace> 
                 .collect(),
             rustflags: unit.rustflags.to_vec(),
             linker,
+            rustdocflags: unit.rustdocflags.to_vec(),
+            runner,
         });
     }
     let roots = bcx.roots.iter().map(|r| index[r]).collect();

@@ -79,6 +79,16 @@ pub struct Unit {
     /// or `[target.<cfg>] linker`), resolved as cargo resolves programs. Not in the JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub linker: Option<String>,
+    /// rustdoc's flags for this unit (`RUSTDOCFLAGS`, `CARGO_ENCODED_RUSTDOCFLAGS`,
+    /// `[build] rustdocflags`, `[target.<triple>] rustdocflags`): what its doctests get. Not
+    /// in the JSON.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rustdocflags: Vec<String>,
+    /// The runner configured for this unit's platform (`[target.<triple>] runner`, else a
+    /// matching `[target.<cfg>] runner`): the program, resolved as cargo resolves programs,
+    /// then its arguments. Tests and `run` execute through it, as under cargo. Not in the JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner: Option<Vec<String>>,
 }
 
 /// A cargo target: `[lib]`, a `[[bin]]`, a test, an example, a bench or a build script.

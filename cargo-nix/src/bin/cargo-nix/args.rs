@@ -233,6 +233,7 @@ impl BuildArgs {
                 all_targets: self.all_targets,
                 doc: false,
                 test_targets_only: false,
+                default_run: false,
             },
             locked: self.locked,
             offline: self.offline,

@@ -95,7 +95,9 @@ fn run(cli: Cli, stop: &Stop) -> Result<ExitCode> {
             })
         }
         Command::Run { build: args, args: program_args } => {
-            let built = build::build(&args, CargoCommand::Build, &status, stop)?;
+            let mut cargo_args = args.cargo_args();
+            cargo_args.select.default_run = true;
+            let built = build::build_selected(&args, cargo_args, CargoCommand::Build, &status, stop)?;
             if !built.ok {
                 return Ok(ExitCode::from(FAILURE));
             }

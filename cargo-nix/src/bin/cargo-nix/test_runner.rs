@@ -115,7 +115,7 @@ pub fn run_tests(built: &Built, opts: &TestOptions<'_>, status: &Status, stop: &
         let (script_env, _) = script_output(built, unit)?;
         let env = run::run_env(unit, pkg, &run_context(built, &dylib, &libdir, &bins, &script_env));
         status.line("Running", &run::running_line(unit, pkg, &inst.path, &cwd));
-        let st = Command::new(&inst.path)
+        let st = target_command(unit, &inst.path)
             .args(opts.test_args)
             .envs(&env)
             .current_dir(&pkg.manifest_dir)
@@ -231,7 +231,7 @@ fn doctest_command(
         lib_dirs: &lib_dirs,
         test_args,
         script_args: &script_args,
-        rustdocflags: &[],
+        rustdocflags: &dt.rustdocflags,
         error_format: "human",
     };
     let mut env = run::run_env(dt, pkg, &run_context(built, dylib, libdir, &[], &script_env));
@@ -244,6 +244,19 @@ fn doctest_command(
         std::env::join_paths(&search).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default(),
     );
     Ok((rustdoc_args(&inv), env))
+}
+
+/// A command running `exe` (built for `unit`) as cargo runs it: through the runner configured
+/// for its platform, if any.
+fn target_command(unit: &Unit, exe: &Path) -> Command {
+    match unit.runner.as_deref() {
+        Some([program, args @ ..]) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(exe);
+            c
+        }
+        _ => Command::new(exe),
+    }
 }
 
 /// `cargo nix run`: the one binary (or example) the build selected, run with `args` from the
@@ -276,14 +289,15 @@ pub fn run_program(built: &Built, args: &[String], status: &Status) -> Result<u8
     let libdir = built.toolchain.sysroot.join("lib/rustlib").join(&built.toolchain.host).join("lib");
     let (script_env, _) = script_output(built, unit)?;
     let env = run::run_env(unit, pkg, &run_context(built, &dylib, &libdir, &[], &script_env));
+    // As cargo shows it: the runner, the program relative to the current directory, the
+    // arguments.
     let shown = prog.path.strip_prefix(&cwd).unwrap_or(&prog.path);
-    let mut line = shown.display().to_string();
-    for a in args {
-        line.push(' ');
-        line.push_str(a);
-    }
+    let mut words: Vec<String> = unit.runner.clone().unwrap_or_default();
+    words.push(shown.display().to_string());
+    words.extend(args.iter().cloned());
+    let line = crate::status::shell_join(&words);
     status.line("Running", &format!("`{line}`"));
-    let st = Command::new(&prog.path)
+    let st = target_command(unit, &prog.path)
         .args(args)
         .envs(&env)
         .status()
