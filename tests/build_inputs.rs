@@ -97,6 +97,52 @@ fn a_variable_declared_on_the_first_run_is_seen_in_the_same_build() {
     assert_eq!(second.built, 0, "{}", second.stderr);
 }
 
+/// A member reading files of its workspace outside its own directory (`include_str!` of the
+/// workspace README, a build script reading `../../proto`) builds as under cargo, and what it
+/// read decides what rebuilds: an edit to a file nobody read rebuilds nothing, an edit in
+/// another member rebuilds that member only, and an edit to a file read rebuilds its reader.
+#[test]
+fn files_outside_the_package_are_read_and_decide_what_rebuilds() {
+    let fx = Fixture::new("outside");
+    let app = fx.nix_target().join("debug/app");
+    fx.cargo("build", &[]);
+    let expected = fx.run(&fx.cargo_target().join("debug/app"));
+    assert_eq!(expected, "shared readme v1 / proto v1\n");
+    let first = fx.cargo_nix("build", &[]);
+    assert!(first.success(), "{}", first.stderr);
+    assert_eq!(fx.run(&app), expected);
+    let again = fx.cargo_nix("build", &[]);
+    assert_eq!(again.built, 0, "{}", again.stderr);
+
+    // A file no unit read.
+    std::fs::write(fx.path("unrelated.txt"), "edited").unwrap();
+    let unrelated = fx.cargo_nix("build", &[]);
+    assert!(unrelated.success(), "{}", unrelated.stderr);
+    assert_eq!(unrelated.built, 0, "{}", unrelated.stderr);
+
+    // Another member: only it rebuilds.
+    std::fs::write(fx.path("crates/other/src/lib.rs"), "pub fn other() -> u32 {\n    2\n}\n").unwrap();
+    let other = fx.cargo_nix("build", &[]);
+    assert!(other.success(), "{}", other.stderr);
+    assert_eq!(other.compiled, set(&["other"]), "{}", other.stderr);
+
+    // The README `include_str!` read: its reader rebuilds and sees the edit.
+    std::fs::write(fx.path("README.md"), "shared readme v2\n").unwrap();
+    let readme = fx.cargo_nix("build", &[]);
+    assert!(readme.success(), "{}", readme.stderr);
+    assert_eq!(readme.compiled, set(&["reader"]), "{}", readme.stderr);
+    assert_eq!(fx.run(&app), "shared readme v2 / proto v1\n");
+
+    // The directory the build script declared: it reruns, and what depends on it rebuilds.
+    std::fs::write(fx.path("proto/msg.txt"), "proto v2\n").unwrap();
+    let proto = fx.cargo_nix("build", &[]);
+    assert!(proto.success(), "{}", proto.stderr);
+    assert_eq!(proto.compiled, set(&["reader"]), "{}", proto.stderr);
+    fx.cargo("build", &[]);
+    assert_eq!(fx.run(&app), fx.run(&fx.cargo_target().join("debug/app")));
+    assert_eq!(fx.run(&app), "shared readme v2 / proto v2\n");
+}
+
 /// `cargo nix build -p nix-sys -p nix-rs` of this repository: nix-sys's build script finds
 /// Nix's C API through `PKG_CONFIG_PATH` (or `HOME`'s cache), runs bindgen, and nix-rs
 /// compiles against it. Not the whole workspace: the `cargo` crate's ~320 dependencies would

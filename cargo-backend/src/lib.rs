@@ -411,7 +411,7 @@ pub fn build_with_cache(
         let outcomes = unit_outcomes(node_outcomes, &unit_of, plan.units.len());
         build_time += start.elapsed();
         let succeeded: Vec<bool> = outcomes.iter().map(Outcome::is_success).collect();
-        let missed = plan::record_script_runs(store, &plan, &succeeded, &mut cache.plan);
+        let missed = plan::record_runs(store, &plan, &succeeded, &mut cache.plan);
         if stop.is_requested() {
             let count = |f: fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
             return Err(Error::Interrupted(format!(

@@ -22,12 +22,14 @@ pub mod artifacts;
 pub mod env;
 pub mod identity;
 pub mod lto;
+pub mod outside;
 pub mod pipelining;
 mod record;
+mod reuse;
 pub mod rustc_args;
 pub mod script_env;
 mod store_side;
-pub use store_side::record_script_runs;
+pub use reuse::{narrow, record_runs, tree_exclusions};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -38,7 +40,7 @@ use serde::Serialize;
 pub use artifacts::{Artifact, ArtifactKind};
 pub use pipelining::{compiles_against_metadata, link_target, pipelined_units};
 use record::CachedUnit;
-pub use record::{Record, ScriptRun};
+pub use record::{LastRun, Record, ReuseInfo, TreeReads};
 
 use crate::Error;
 use crate::spec::{Action, SPEC_ENV, UnitSpec};
@@ -85,9 +87,9 @@ pub struct PlannedUnit {
     pub is_build_script_run: bool,
     /// Whether warnings should be shown (workspace members).
     pub is_member: bool,
-    /// For a build-script run: its identity without the user's environment
-    /// ([`script_env::narrow_key`]'s base).
-    pub script_base: Option<String>,
+    /// For a build-script run or a unit built in the workspace copy: what its reuse is
+    /// decided on ([`reuse`]).
+    pub reuse: Option<ReuseInfo>,
 }
 
 /// Every unit of a workspace, planned.
@@ -129,8 +131,10 @@ pub struct Planner<'a> {
     lto: Vec<lto::Lto>,
     /// The environment `cargo nix` runs in.
     user_env: BTreeMap<String, String>,
-    /// Build-script runs as they last ran, by unit hash.
-    scripts: BTreeMap<String, ScriptRun>,
+    /// Units as they last ran, by unit hash ([`reuse`]).
+    runs: BTreeMap<String, LastRun>,
+    /// The workspace copy, once added ([`Planner::ws_tree`]).
+    ws_tree: Option<StorePath>,
 }
 
 /// The store path holding `path`, if `path` is inside `store_dir` and valid in `store`.
@@ -214,7 +218,8 @@ impl<'a> Planner<'a> {
             pipelined: Vec::new(),
             lto: lto::generate(&ws.graph),
             user_env: script_env::snapshot(),
-            scripts: BTreeMap::new(),
+            runs: BTreeMap::new(),
+            ws_tree: None,
         })
     }
 
@@ -325,7 +330,22 @@ impl<'a> Planner<'a> {
             sanitize(&format!("rust-{}-{}-{}-{}", pkg.name, pkg.version, unit.target.name, unit.mode)),
             self.builder.as_str(),
         );
-        drv.arg("run").input_source(&self.builder).input_source(&src).env("toolchain", &self.tc.identity);
+        // A path package inside the workspace root is built in the workspace copy, where it
+        // can read files outside its own directory (see `reuse`).
+        let pkg_rel = self.in_tree(pkg);
+        let tree = match &pkg_rel {
+            Some(_) => Some(self.ws_tree()?),
+            None => None,
+        };
+        let manifest_dir = match (&tree, &pkg_rel) {
+            (Some(t), Some(rel)) if !rel.as_os_str().is_empty() => format!("{t}/{}", rel.display()),
+            (Some(t), _) => t.to_string(),
+            _ => src.to_string(),
+        };
+        drv.arg("run")
+            .input_source(&self.builder)
+            .input_source(tree.as_ref().unwrap_or(&src))
+            .env("toolchain", &self.tc.identity);
         for t in &self.toolchain_inputs {
             drv.input_source(t);
         }
@@ -339,11 +359,9 @@ impl<'a> Planner<'a> {
         }
 
         let tmpdir = ws.target_dir.join("tmp").display().to_string();
-        let src_str = src.to_string();
-        let cx = self.env_context(&src_str, &tmpdir);
+        let cx = self.env_context(&manifest_dir, &tmpdir);
         let mut artifacts = Vec::new();
-        let mut env;
-        let mut script_base = None;
+        let env;
         let action = if unit.is_build_script_run() {
             let compile =
                 unit.dependencies.iter().find(|d| ws.graph.units[d.index].is_build_script_compile()).ok_or_else(
@@ -366,20 +384,16 @@ impl<'a> Planner<'a> {
                 rustdoc: self.tc.rustdoc.to_str().unwrap_or_default(),
                 linker: unit.linker.as_deref(),
             };
-            env = env::build_script_env(unit, pkg, &cx, &sx);
-            env.extend(self.tc.cargo_cfg_env(unit.profile.debug_assertions));
-            let action = Action::RunBuildScript { program, dep_links };
-            script_base = Some(self.script_base(&src, &action, &env));
-            // What the script sees of the user's environment, under cargo's own variables.
-            let declared = self.scripts.get(&hash).map(|r| r.declared.clone()).unwrap_or_default();
-            let mut visible = script_env::visible(&self.user_env, &declared);
-            visible.append(&mut env);
-            env = visible;
-            action
+            let mut e = env::build_script_env(unit, pkg, &cx, &sx);
+            e.extend(self.tc.cargo_cfg_env(unit.profile.debug_assertions));
+            env = e;
+            Action::RunBuildScript { program, dep_links }
         } else {
-            env = env::rustc_env(unit, pkg, &cx);
+            let mut e = env::rustc_env(unit, pkg, &cx);
             artifacts = artifacts::artifacts(unit, &hash);
-            self.rustc_action(i, pkg, &src, &hash, consumer, &mut env)?
+            let action = self.rustc_action(i, pkg, &src, &hash, consumer, &mut e)?;
+            env = e;
+            action
         };
 
         // rustc reads transitive libraries (-L dependency=) and their build scripts' outputs.
@@ -395,41 +409,74 @@ impl<'a> Planner<'a> {
             drv.input_derivation(self.node(r).0, ["out"]);
         }
         let pipelined = self.is_pipelined(i);
+        let mut env = env;
         if pipelined {
             env.insert("RUSTC_BOOTSTRAP".into(), "1".into());
         }
 
-        let spec = UnitSpec {
+        let (cwd, ws_subdir) = match (&tree, unit.is_build_script_run()) {
+            // In the workspace copy, laid out as on disk: rustc from its root, scripts from
+            // the package's directory.
+            (Some(t), false) => (t.to_string(), String::new()),
+            (Some(_), true) => (manifest_dir.clone(), String::new()),
+            (None, _) => (src.to_string(), self.ws_subdir(pkg, unit).unwrap_or_default()),
+        };
+        let mut spec = UnitSpec {
             // No local path here: the same crate at two places is one derivation.
             label: format!("{} v{} ({} \"{}\")", pkg.name, pkg.version, unit.mode, unit.target.name),
             package: format!("{} v{}", pkg.name, pkg.version),
-            cwd: src.to_string(),
-            ws_subdir: self.ws_subdir(pkg, unit).unwrap_or_default(),
+            cwd,
+            ws_subdir,
             path: self.tc.path_env.clone(),
             env,
             action,
         };
-        let json = serde_json::to_string(&spec).expect("spec serializes");
-        drv.env(SPEC_ENV, json).env("passAsFile", SPEC_ENV);
-        let last = match script_base.as_deref() {
-            Some(base) => self.script_rerun_not_needed(&hash, base)?,
+        let reuse = match (&tree, &pkg_rel) {
+            (Some(t), Some(rel)) => Some(ReuseInfo {
+                base: self.base(&src, &spec, Some(t)),
+                tree: Some(TreeReads {
+                    tree: t.to_string(),
+                    pkg: rel.clone(),
+                    nested: self.nested_in(rel),
+                    dep_info_dir: match &spec.action {
+                        Action::Rustc { out_subdir, .. } => Some(out_subdir.clone()),
+                        Action::RunBuildScript { .. } => None,
+                    },
+                }),
+            }),
+            _ if unit.is_build_script_run() => Some(ReuseInfo { base: self.base(&src, &spec, None), tree: None }),
+            _ => None,
+        };
+        if unit.is_build_script_run() {
+            // What the script sees of the user's environment, under cargo's own variables.
+            let declared = self.runs.get(&hash).map(|r| r.declared.clone()).unwrap_or_default();
+            let mut visible = script_env::visible(&self.user_env, &declared);
+            visible.append(&mut spec.env);
+            spec.env = visible;
+        }
+        let last = match &reuse {
+            Some(r) => self.last_run_holds(&hash, r, pipelined)?,
             None => None,
         };
-        let (drv_path, out) = match last {
+        let (drv_path, out, metadata) = match last {
             Some(last) => last,
-            None => self.create(&drv, unit)?,
-        };
-        let metadata = if pipelined {
-            let mut spec = spec;
-            if let Action::Rustc { metadata_only, .. } = &mut spec.action {
-                *metadata_only = true;
+            None => {
+                let json = serde_json::to_string(&spec).expect("spec serializes");
+                drv.env(SPEC_ENV, json).env("passAsFile", SPEC_ENV);
+                let (drv_path, out) = self.create(&drv, unit)?;
+                let metadata = if pipelined {
+                    if let Action::Rustc { metadata_only, .. } = &mut spec.action {
+                        *metadata_only = true;
+                    }
+                    let json = serde_json::to_string(&spec).expect("spec serializes");
+                    drv.name(sanitize(&format!("rust-{}-{}-{}-metadata", pkg.name, pkg.version, unit.target.name)));
+                    drv.env(SPEC_ENV, json);
+                    Some(self.create(&drv, unit)?)
+                } else {
+                    None
+                };
+                (drv_path, out, metadata)
             }
-            let json = serde_json::to_string(&spec).expect("spec serializes");
-            drv.name(sanitize(&format!("rust-{}-{}-{}-metadata", pkg.name, pkg.version, unit.target.name)));
-            drv.env(SPEC_ENV, json);
-            Some(self.create(&drv, unit)?)
-        } else {
-            None
         };
         Ok(PlannedUnit {
             index: i,
@@ -444,7 +491,7 @@ impl<'a> Planner<'a> {
             artifacts,
             is_build_script_run: unit.is_build_script_run(),
             is_member: pkg.is_member,
-            script_base,
+            reuse,
         })
     }
 

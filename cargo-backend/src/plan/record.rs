@@ -1,7 +1,7 @@
 //! The plan stage's cached record: package sources by fingerprint, derivations by the hash of
 //! their description, and the whole plan with the key it was made under.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -19,23 +19,53 @@ pub struct Record {
     pub(super) plan_key: String,
     /// The plan, per unit.
     pub(super) plan: Vec<CachedUnit>,
-    /// Build-script runs that have run, by unit hash: what each declared and under which
-    /// identity it ran (see [`super::script_env`]).
+    /// Units that ran and may be reused without their derivation being made again (build
+    /// scripts, units built in the workspace copy), by unit hash: what each read and under
+    /// which identity it ran (see [`super::reuse`]).
     #[serde(default)]
-    pub(super) scripts: BTreeMap<String, ScriptRun>,
+    pub(super) runs: BTreeMap<String, LastRun>,
 }
 
-/// A build-script run as it last ran.
+/// A unit as it last ran (see [`super::reuse`]).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ScriptRun {
-    /// The variables it declared with `rerun-if-env-changed`.
-    pub declared: std::collections::BTreeSet<String>,
-    /// Its identity then ([`super::script_env::narrow_key`]).
+pub struct LastRun {
+    /// The variables it declared with `rerun-if-env-changed` (build scripts).
+    #[serde(default)]
+    pub declared: BTreeSet<String>,
+    /// The files of the workspace outside its package it read (workspace-relative).
+    #[serde(default)]
+    pub outside: BTreeSet<String>,
+    /// Its identity then ([`super::reuse::narrow`]); empty when it must run again.
     pub narrow: String,
-    /// Its derivation and output.
+    /// Its derivation.
     pub drv: String,
     /// Its output.
     pub out: String,
+    /// Its metadata derivation and output (pipelined libraries).
+    #[serde(default)]
+    pub metadata: Option<(String, String)>,
+}
+
+/// What a unit's reuse is decided on, besides its derivation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReuseInfo {
+    /// Its identity without the user's environment and the workspace copy.
+    pub base: String,
+    /// For a unit built in the workspace copy: where it reads.
+    pub tree: Option<TreeReads>,
+}
+
+/// Where a unit built in the workspace copy reads.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TreeReads {
+    /// The workspace copy (a store path).
+    pub tree: String,
+    /// The package's directory in it.
+    pub pkg: PathBuf,
+    /// The directories of packages nested in the package's.
+    pub nested: Vec<PathBuf>,
+    /// For a rustc unit: the output's subdirectory holding its dep-info.
+    pub dep_info_dir: Option<String>,
 }
 
 /// A planned unit, as cached.
@@ -55,7 +85,7 @@ pub(super) struct CachedUnit {
     pub metadata: Option<(String, String)>,
     /// The nodes the unit reads.
     pub inputs: Vec<NodeRef>,
-    /// For a build-script run: its identity without the user's environment.
+    /// What its reuse is decided on ([`super::reuse`]).
     #[serde(default)]
-    pub script_base: Option<String>,
+    pub reuse: Option<ReuseInfo>,
 }

@@ -7,11 +7,10 @@ use std::path::Path;
 use nix_rs::{AddPathOptions, DerivationBuilder, Store, StorePath};
 use sha2::{Digest, Sha256};
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use super::{CachedUnit, Plan, PlannedUnit, Planner, Record, ScriptRun, sanitize, script_env};
+use super::{CachedUnit, Plan, PlannedUnit, Planner, Record, sanitize, script_env};
 use crate::Error;
-use crate::spec::Action;
 use crate::toolchain::{Toolchain, hex};
 use crate::units::{PackageInfo, Unit, Workspace};
 
@@ -79,7 +78,7 @@ impl<'a> Planner<'a> {
     ) -> Result<Plan, Error> {
         let mut this =
             Self::with_source_cache(store, ws, tc, builder, std::mem::take(&mut cache.sources))?.pipelining(pipelining);
-        this.scripts = cache.scripts.clone();
+        this.runs = cache.runs.clone();
         this.plan_with(workspace_key, cache)
     }
 
@@ -89,6 +88,9 @@ impl<'a> Planner<'a> {
         for &i in &order {
             let pkg = self.ws.package_of(i)?;
             sources.push(self.source(pkg)?.to_string());
+            if self.in_tree(pkg).is_some() {
+                sources.push(self.ws_tree()?.to_string());
+            }
         }
         cache.sources = std::mem::take(&mut self.source_cache);
         let source_time = self.source_time;
@@ -105,12 +107,15 @@ impl<'a> Planner<'a> {
         for t in &self.toolchain_inputs {
             key.str(t.as_str());
         }
-        // What build scripts see of the environment, and what they declared last time.
-        let declared: BTreeSet<String> = self.scripts.values().flat_map(|r| r.declared.iter().cloned()).collect();
+        // What build scripts see of the environment, what they declared last time, and what
+        // units read outside their package last time (with its contents).
+        let declared: BTreeSet<String> = self.runs.values().flat_map(|r| r.declared.iter().cloned()).collect();
         for (k, v) in script_env::visible(&self.user_env, &declared) {
             key.str(&k).str(&v);
         }
-        key.str(&serde_json::to_string(&self.scripts).unwrap_or_default());
+        for (hash, run) in &self.runs {
+            key.str(hash).str(&serde_json::to_string(&run.declared).unwrap_or_default());
+        }
         let key = key.finish();
         if !workspace_key.is_empty() && key == cache.plan_key && cache.plan.len() == self.ws.graph.units.len() {
             if let Some(plan) = self.cached_plan(&cache.plan, source_time)? {
@@ -133,7 +138,7 @@ impl<'a> Planner<'a> {
                 artifacts: u.artifacts.clone(),
                 metadata: u.metadata.as_ref().map(|(d, o)| (d.to_string(), o.to_string())),
                 inputs: u.inputs.clone(),
-                script_base: u.script_base.clone(),
+                reuse: u.reuse.clone(),
             })
             .collect();
         Ok(plan)
@@ -173,7 +178,7 @@ impl<'a> Planner<'a> {
                 artifacts: c.artifacts.clone(),
                 is_build_script_run: unit.is_build_script_run(),
                 is_member: pkg.is_member,
-                script_base: c.script_base.clone(),
+                reuse: c.reuse.clone(),
             });
         }
         if !all_outputs_valid {
@@ -186,41 +191,6 @@ impl<'a> Planner<'a> {
             }
         }
         Ok(Some(Plan { units, source_time, user_env: self.user_env.clone() }))
-    }
-
-    /// A build-script run's identity without the user's environment: the builder, the
-    /// toolchain, its source, what it runs (the compiled script, its dependencies' outputs) and
-    /// the environment cargo gives it.
-    pub(super) fn script_base(&self, src: &StorePath, action: &Action, env: &BTreeMap<String, String>) -> String {
-        let mut k = crate::cache::KeyBuilder::default();
-        k.str(self.builder.as_str()).str(&self.tc.identity).str(src.as_str());
-        for t in &self.toolchain_inputs {
-            k.str(t.as_str());
-        }
-        k.str(&serde_json::to_string(action).expect("actions serialize"));
-        k.str(&serde_json::to_string(env).expect("environments serialize"));
-        k.finish()
-    }
-
-    /// The derivation a build script last ran as, when nothing it declared with
-    /// `rerun-if-env-changed` changed since and neither did anything else it depends on
-    /// (`base`), and its output is still there: cargo would not rerun it, so neither do we,
-    /// whatever else changed in the environment.
-    /// A failing validity check is an error, not a reason to run the script again.
-    pub(super) fn script_rerun_not_needed(
-        &self,
-        hash: &str,
-        base: &str,
-    ) -> Result<Option<(StorePath, StorePath)>, Error> {
-        let Some(last) = self.scripts.get(hash) else { return Ok(None) };
-        if last.narrow.is_empty() || last.narrow != script_env::narrow_key(base, &self.user_env, &last.declared) {
-            return Ok(None);
-        }
-        let (Ok(drv), Ok(out)) = (self.store.parse_path(&last.drv), self.store.parse_path(&last.out)) else {
-            return Ok(None);
-        };
-        let valid = |p: &StorePath| self.store.is_valid_path(p).map_err(|e| Error::Nix(format!("checking {p}"), e));
-        Ok((valid(&drv)? && valid(&out)?).then_some((drv, out)))
     }
 
     /// Creates `drv`, or reuses the derivation an earlier run made from the very same
@@ -243,32 +213,4 @@ impl<'a> Planner<'a> {
         self.drv_memo_used.insert(key, (created.drv_path.to_string(), out.to_string()));
         Ok((created.drv_path, out))
     }
-}
-
-/// Records, for every build-script run of `plan` that succeeded (`ok`), what it declared with
-/// `rerun-if-env-changed` and the identity it ran under, read from its output in `store`. A
-/// script that declared a variable that is set but that it could not see (nothing was known
-/// before its first run) gets no identity, so that the next plan reruns it with the variable;
-/// returns whether there was one.
-pub fn record_script_runs(store: &Store, plan: &Plan, ok: &[bool], record: &mut Record) -> bool {
-    let mut missed_any = false;
-    for u in &plan.units {
-        let Some(base) = &u.script_base else { continue };
-        if !ok.get(u.index).copied().unwrap_or(false) {
-            continue;
-        }
-        let Ok(dir) = store.real_path(&u.out) else { continue };
-        let Ok(bytes) = std::fs::read(dir.join("output")) else { continue };
-        let Ok(parsed) = cargo_nix_unit::build_script::BuildScriptOutput::parse(&bytes, &u.package) else { continue };
-        let declared: BTreeSet<String> = parsed.rerun_if_env_changed.into_iter().collect();
-        let before = record.scripts.get(&u.hash).map(|r| r.declared.clone()).unwrap_or_default();
-        let seen = script_env::visible(&plan.user_env, &before);
-        let missed = declared.iter().any(|d| plan.user_env.contains_key(d) && !seen.contains_key(d));
-        missed_any |= missed;
-        let narrow = if missed { String::new() } else { script_env::narrow_key(base, &plan.user_env, &declared) };
-        record
-            .scripts
-            .insert(u.hash.clone(), ScriptRun { declared, narrow, drv: u.drv.to_string(), out: u.out.to_string() });
-    }
-    missed_any
 }
