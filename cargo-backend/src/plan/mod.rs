@@ -11,7 +11,9 @@
 //! package, filtered), its spec (which holds the store paths of its dependencies' outputs),
 //! the builder, and the toolchain's identity. Editing a file in one package therefore changes
 //! only that package's units and their dependents; the same registry crate built the same way
-//! in two workspaces is one derivation.
+//! in two workspaces is one derivation. Path packages inside the workspace root are built in a
+//! copy of the whole workspace tree and build scripts see part of the user's environment; for
+//! those, what they read decides reuse ([`reuse`]).
 //!
 //! Paths as cargo shows them: rustc runs from the workspace root with a member's crate root
 //! relative to it (`crates/member/src/lib.rs`), so `file!()`, panic locations and diagnostics
