@@ -107,13 +107,13 @@ impl<'a> Planner<'a> {
         for t in &self.toolchain_inputs {
             key.str(t.as_str());
         }
-        // What build scripts see of the environment, what they declared last time, and what
-        // units read outside their package last time (with its contents).
+        // What build scripts see of the environment, and what they declared last time (the
+        // workspace copy, whose contents decide the rest, is among the sources).
         let declared: BTreeSet<String> = self.runs.values().flat_map(|r| r.declared.iter().cloned()).collect();
         for (k, v) in script_env::visible(&self.user_env, &declared) {
             key.str(&k).str(&v);
         }
-        for (hash, run) in &self.runs {
+        for (hash, run) in self.runs.iter().filter(|(_, r)| !r.declared.is_empty()) {
             key.str(hash).str(&serde_json::to_string(&run.declared).unwrap_or_default());
         }
         let key = key.finish();
