@@ -113,6 +113,9 @@ fn files_outside_the_package_are_read_and_decide_what_rebuilds() {
     assert_eq!(fx.run(&app), expected);
     let again = fx.cargo_nix("build", &[]);
     assert_eq!(again.built, 0, "{}", again.stderr);
+    // The target directory is tagged as cargo tags it (and so left out of the copy).
+    let tag = |dir: &std::path::Path| std::fs::read_to_string(dir.join("CACHEDIR.TAG")).unwrap();
+    assert_eq!(tag(&fx.nix_target()), tag(&fx.cargo_target()));
 
     // A file no unit read.
     std::fs::write(fx.path("unrelated.txt"), "edited").unwrap();

@@ -121,6 +121,24 @@ pub fn install_paths<'a>(
         .map(move |a| (a, profile_dir.join(&a.install_as)))
 }
 
+/// Creates the target directory if needed, tagged as cargo tags it (`CACHEDIR.TAG`, so backup
+/// tools skip it, and so a workspace copy leaves it out: see `plan::tree_exclusions`).
+pub fn prepare_target_dir(target_dir: &Path) -> Result<(), Error> {
+    const TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
+                       # This file is a cache directory tag created by cargo.\n\
+                       # For information about cache directory tags see https://bford.info/cachedir/\n";
+    let io = |what: &str, e: std::io::Error| Error::Io(format!("{what} {}", target_dir.display()), e);
+    std::fs::create_dir_all(target_dir).map_err(|e| io("creating", e))?;
+    let tag = target_dir.join("CACHEDIR.TAG");
+    if !tag.exists() {
+        // Written beside and renamed: a reader never sees half a tag.
+        let tmp = target_dir.join(format!(".CACHEDIR.TAG.{}", std::process::id()));
+        std::fs::write(&tmp, TAG).map_err(|e| io("tagging", e))?;
+        std::fs::rename(&tmp, &tag).map_err(|e| io("tagging", e))?;
+    }
+    Ok(())
+}
+
 /// Installs the artifacts of `unit` under `profile_dir` and roots its output. A failure to
 /// add the GC root (e.g. a remote store) is returned as a warning, not an error.
 pub fn install(

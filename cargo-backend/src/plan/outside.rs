@@ -163,7 +163,8 @@ mod tests {
     fn paths_become_workspace_relative() {
         let root = Path::new("/nix/store/abc-workspace");
         let rel = |p: &str, cwd: &str| ws_relative(p, Path::new(cwd), root);
-        assert_eq!(rel("crates/m/src/../../README.md", ""), Some("README.md".into()));
+        assert_eq!(rel("crates/m/src/../../../README.md", ""), Some("README.md".into()));
+        assert_eq!(rel("crates/m/src/../../README.md", ""), Some("crates/README.md".into()));
         assert_eq!(rel("../proto/a.proto", "crates/m"), Some("crates/proto/a.proto".into()));
         assert_eq!(rel("/nix/store/abc-workspace/crates/m/build.rs", "crates/m"), Some("crates/m/build.rs".into()));
         assert_eq!(rel("./src/lib.rs", "crates/m"), Some("crates/m/src/lib.rs".into()));
