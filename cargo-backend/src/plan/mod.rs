@@ -27,7 +27,7 @@ pub mod lto;
 pub mod outside;
 pub mod pipelining;
 mod record;
-mod reuse;
+pub mod reuse;
 pub mod rustc_args;
 pub mod script_env;
 mod store_side;
