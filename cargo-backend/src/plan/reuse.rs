@@ -5,7 +5,7 @@
 //! - a **build-script run** sees the documented part of the user's environment, but reruns only
 //!   when a variable it declared changes ([`super::script_env`]);
 //! - a unit of a **path package inside the workspace root** is built in a copy of the whole
-//!   workspace tree ([`Planner::ws_tree`]), so that it can read files outside its package, but
+//!   workspace tree (`Planner::ws_tree`), so that it can read files outside its package, but
 //!   rebuilds only when its own package, its dependencies or a file it read outside its package
 //!   changes ([`super::outside`]).
 //!
