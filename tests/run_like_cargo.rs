@@ -179,8 +179,10 @@ fn rustdoc_words(line: &str) -> Vec<String> {
 #[test]
 fn doctest_command_is_cargos() {
     let fx = Fixture::new("runtime");
-    // RUSTDOCFLAGS reach the doctests' rustdoc, as under cargo.
-    let flags = [("RUSTDOCFLAGS", "--cfg rt_docflag")];
+    // RUSTDOCFLAGS and the platform's runner (`--test-runtool`) reach the doctests' rustdoc,
+    // as under cargo.
+    let var = host_runner_var();
+    let flags = [("RUSTDOCFLAGS", "--cfg rt_docflag"), (var.as_str(), "env RT_RUNNER=doc")];
     let cargo = run(&fx, false, "test", &["--doc", "-v", "-p", "rt"], &flags);
     let nix = run(&fx, true, "test", &["--doc", "-v", "-p", "rt"], &flags);
     assert!(nix.status.success(), "{}", String::from_utf8_lossy(&nix.stderr));
@@ -193,6 +195,7 @@ fn doctest_command_is_cargos() {
     assert_eq!(ours, theirs);
     assert!(theirs[0].iter().any(|w| w == "rt=librt.rlib") && theirs[0].iter().any(|w| w == "helper=libhelper.rlib"));
     assert!(theirs[0].windows(2).any(|w| w == ["--cfg", "rt_docflag"]), "{:?}", theirs[0]);
+    assert!(theirs[0].windows(2).any(|w| w == ["--test-runtool-arg", "RT_RUNNER=doc"]), "{:?}", theirs[0]);
 }
 
 /// The variable naming the runner of the host's platform (`CARGO_TARGET_<TRIPLE>_RUNNER`).
@@ -231,4 +234,22 @@ fn run_is_cargo_run() {
     assert_eq!(String::from_utf8_lossy(&nix.stdout), out);
     let (c_err, n_err) = (normalize(&fx, &cargo.stderr), normalize(&fx, &nix.stderr));
     assert_eq!(lines_with(&n_err, &["Running"]), lines_with(&c_err, &["Running"]));
+}
+
+/// A build script that builds a shared library into its output and links against it: the
+/// tests and doctests find it on the dynamic-library path, as under cargo (which puts search
+/// paths inside `target/` there; ours are inside the script's store output).
+#[test]
+fn native_libraries_of_build_scripts_load() {
+    let fx = Fixture::new("dylib");
+    let cargo = run(&fx, false, "test", &[], &[]);
+    let nix = run(&fx, true, "test", &[], &[]);
+    assert!(cargo.status.success(), "{}", String::from_utf8_lossy(&cargo.stderr));
+    assert!(nix.status.success(), "{}", String::from_utf8_lossy(&nix.stderr));
+    let results = |o: &Output| -> Vec<String> {
+        let text = String::from_utf8_lossy(&o.stdout);
+        lines_with(&text, &["test result:"]).iter().map(|l| l.split("; finished").next().unwrap().to_owned()).collect()
+    };
+    assert_eq!(results(&cargo).len(), 3, "unit, integration and doctests");
+    assert_eq!(results(&nix), results(&cargo));
 }

@@ -40,6 +40,9 @@ pub struct DoctestInvocation<'a> {
     pub rustdocflags: &'a [String],
     /// `--error-format`: `human` or `short`.
     pub error_format: &'a str,
+    /// Every native search path the build's scripts gave (`-L`, as given, sorted): cargo's
+    /// `Compilation::native_dirs`, which doctests link with.
+    pub native_link_paths: &'a [String],
 }
 
 /// The LTO flags of a doctest, which cargo treats as a root unit linking a binary
@@ -79,11 +82,20 @@ pub fn rustdoc_args(inv: &DoctestInvocation<'_>) -> Vec<String> {
     if let Some(t) = &unit.platform {
         push(&["--target", t]);
     }
+    if let Some([tool, tool_args @ ..]) = unit.runner.as_deref() {
+        push(&["--test-runtool", tool]);
+        for a in tool_args {
+            push(&["--test-runtool-arg", a]);
+        }
+    }
     if let Some(l) = &unit.linker {
         push(&["-C", &format!("linker={l}")]);
     }
     if unit.profile.panic != "unwind" && !unit.profile.panic.is_empty() {
         push(&["-C", &format!("panic={}", unit.profile.panic)]);
+    }
+    for p in inv.native_link_paths {
+        push(&["-L", p]);
     }
     for a in inv.test_args {
         push(&["--test-args", a]);

@@ -32,9 +32,33 @@ pub struct RunContext<'a> {
     /// The names of the package's `[[bin]]` targets (`CARGO_BIN_EXE_<name>` for its
     /// integration tests and benches).
     pub package_bins: &'a [String],
+    /// Native search paths build scripts named inside their own outputs ([`native_dirs`]):
+    /// first on the dynamic-library path, as cargo puts those inside `target/`.
+    pub native_dirs: &'a [PathBuf],
     /// What the package's build script gives its programs (cargo's `extra_env`): `OUT_DIR`
     /// and the script's `rustc-env` values. Over config `[env]`, under cargo's own variables.
     pub script_env: &'a [(String, String)],
+}
+
+/// The native search paths (`cargo::rustc-link-search`) of build-script runs, as cargo
+/// puts them on a program's dynamic-library path: the `native=`/`all=`/… kind dropped, only
+/// directories inside the script's own output (cargo keeps those inside `target/`, where its
+/// scripts' outputs are), sorted and without repeats. `runs` are (script output, its search
+/// paths).
+pub fn native_dirs<'a>(runs: impl IntoIterator<Item = (&'a Path, &'a [String])>) -> Vec<PathBuf> {
+    let mut dirs = std::collections::BTreeSet::new();
+    for (out, paths) in runs {
+        for p in paths {
+            let dir = match p.split_once('=') {
+                Some(("native" | "crate" | "dependency" | "framework" | "all", d)) => d,
+                _ => p.as_str(),
+            };
+            if Path::new(dir).starts_with(out) {
+                dirs.insert(PathBuf::from(dir));
+            }
+        }
+    }
+    dirs.into_iter().collect()
 }
 
 /// The environment cargo gives a test executable or a program of `cargo run` (cargo's
@@ -49,7 +73,8 @@ pub fn run_env(unit: &Unit, pkg: &PackageInfo, cx: &RunContext<'_>) -> BTreeMap<
     env.extend(cx.script_env.iter().cloned());
     env.extend(package_env(pkg, &ecx));
     env.insert("CARGO_MANIFEST_PATH".into(), pkg.manifest_dir.join("Cargo.toml").to_string_lossy().into_owned());
-    let mut search = vec![cx.profile_dir.to_path_buf(), cx.profile_dir.join("deps"), cx.sysroot_target_libdir.into()];
+    let mut search = cx.native_dirs.to_vec();
+    search.extend([cx.profile_dir.to_path_buf(), cx.profile_dir.join("deps"), cx.sysroot_target_libdir.into()]);
     if cx.inherited_dylib_path.starts_with(&search) {
         search = cx.inherited_dylib_path.to_vec();
     } else {

@@ -72,7 +72,43 @@ fn cx<'a>(inherited: &'a [PathBuf], env_config: &'a [EnvVar], bins: &'a [String]
         env_config,
         package_bins: bins,
         script_env: &[],
+        native_dirs: &[],
     }
+}
+
+#[test]
+fn native_dirs_inside_script_outputs_only() {
+    let a = Path::new("/nix/store/aaa-run");
+    let b = Path::new("/nix/store/bbb-run");
+    let pa = vec![
+        "native=/nix/store/aaa-run/out-dir/lib".to_owned(),
+        "/usr/lib".to_owned(),
+        "all=/nix/store/aaa-run/out-dir".to_owned(),
+    ];
+    let pb = vec![
+        "/nix/store/bbb-run/out-dir/lib".to_owned(),
+        "native=/nix/store/aaa-run/out-dir/lib".to_owned(),
+        "dependency=/opt/x".to_owned(),
+    ];
+    let dirs = native_dirs([(a, pa.as_slice()), (b, pb.as_slice())]);
+    let want: Vec<PathBuf> =
+        ["/nix/store/aaa-run/out-dir", "/nix/store/aaa-run/out-dir/lib", "/nix/store/bbb-run/out-dir/lib"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+    assert_eq!(dirs, want);
+    // First on the dynamic-library path.
+    let g = graph();
+    let mut c = cx(&[], &[], &[]);
+    c.native_dirs = &want;
+    let env = run_env(&g.units[0], &pkg(), &c);
+    assert!(
+        env["LD_LIBRARY_PATH"].starts_with(
+            "/nix/store/aaa-run/out-dir:/nix/store/aaa-run/out-dir/lib:/nix/store/bbb-run/out-dir/lib:/w/target/debug:"
+        ),
+        "{}",
+        env["LD_LIBRARY_PATH"]
+    );
 }
 
 #[test]
@@ -183,6 +219,7 @@ fn doctest_command_is_cargos() {
         script_args: &[],
         rustdocflags: &[],
         error_format: "human",
+        native_link_paths: &[],
     });
     let want = "--edition=2021 --crate-type lib --color auto --crate-name rt --test rt/src/lib.rs \
         --test-run-directory /w/rt --test-args double --extern helper=/d/libhelper-1.rlib \

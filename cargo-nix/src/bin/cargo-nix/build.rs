@@ -73,6 +73,11 @@ pub struct Built {
     pub ok: bool,
     /// The toolchain it built with.
     pub toolchain: Toolchain,
+    /// Native search paths its build scripts named inside their outputs
+    /// ([`cargo_backend::run::native_dirs`]).
+    pub native_dirs: Vec<std::path::PathBuf>,
+    /// Every native search path its build scripts named, as given, sorted (doctests' `-L`).
+    pub native_link_paths: Vec<String>,
 }
 
 /// Builds, and in the JSON formats ends stdout with `build-finished` (also when the build could
@@ -220,7 +225,29 @@ fn build_in(
             report.reused()
         ));
     }
-    Ok(Built { report, ws, ok, toolchain })
+    let (native_dirs, native_link_paths) = script_native_dirs(&report);
+    Ok(Built { report, ws, ok, toolchain, native_dirs, native_link_paths })
+}
+
+/// The native search paths of the build's successful build-script runs, read from their
+/// outputs (a run whose output cannot be read here adds none): those for the dynamic-library
+/// path, and all of them as given.
+fn script_native_dirs(report: &cargo_backend::BuildReport) -> (Vec<std::path::PathBuf>, Vec<String>) {
+    let runs: Vec<(&std::path::Path, Vec<String>)> = report
+        .units
+        .iter()
+        .filter(|u| u.is_build_script_run && u.outcome.is_success())
+        .filter_map(|u| {
+            let bytes = std::fs::read(u.out.as_path().join("output")).ok()?;
+            let parsed = cargo_backend::build_script::BuildScriptOutput::parse(&bytes, &u.package).ok()?;
+            Some((u.out.as_path(), parsed.library_paths))
+        })
+        .collect();
+    let all: std::collections::BTreeSet<String> = runs.iter().flat_map(|(_, p)| p.iter().cloned()).collect();
+    (
+        cargo_backend::run::native_dirs(runs.iter().map(|(out, paths)| (*out, paths.as_slice()))),
+        all.into_iter().collect(),
+    )
 }
 
 /// cargo's "[optimized + debuginfo]" part of the `Finished` line, from the root units' profile.

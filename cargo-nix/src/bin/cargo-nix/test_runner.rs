@@ -64,6 +64,7 @@ fn run_context<'a>(
         env_config: &built.ws.env_config,
         package_bins: bins,
         script_env,
+        native_dirs: &built.native_dirs,
     }
 }
 
@@ -233,11 +234,14 @@ fn doctest_command(
         script_args: &script_args,
         rustdocflags: &dt.rustdocflags,
         error_format: "human",
+        native_link_paths: &built.native_link_paths,
     };
     let mut env = run::run_env(dt, pkg, &run_context(built, dylib, libdir, &[], &script_env));
     env.insert("CARGO_CRATE_NAME".into(), cargo_backend::plan::rustc_args::crate_name(dt));
-    // rustdoc's search path is the host's deps directory (cargo's `fill_env` for rustdoc).
-    let mut search = vec![built.report.profile_dir.join("deps")];
+    // rustdoc's search path: the scripts' native directories and the host's deps directory
+    // (cargo's `fill_env` for rustdoc, which runs the doctests).
+    let mut search = built.native_dirs.clone();
+    search.push(built.report.profile_dir.join("deps"));
     search.extend(dylib.iter().cloned());
     env.insert(
         "LD_LIBRARY_PATH".into(),
