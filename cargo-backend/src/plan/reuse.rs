@@ -186,6 +186,14 @@ pub fn record_runs(store: &Store, plan: &Plan, ok: &[bool], record: &mut Record)
         if !ok.get(u.index).copied().unwrap_or(false) {
             continue;
         }
+        // Recorded already (a reused or cached unit): nothing to read again.
+        if record
+            .runs
+            .get(&u.hash)
+            .is_some_and(|r| !r.narrow.is_empty() && r.drv == u.drv.as_str() && r.out == u.out.as_str())
+        {
+            continue;
+        }
         let Ok(dir) = store.real_path(&u.out) else { continue };
         let mut declared = BTreeSet::new();
         let mut read = Vec::new();
