@@ -56,6 +56,10 @@ pub struct Cache {
     pub toolchain_imports: BTreeMap<String, (String, String)>,
     /// The plan stage's record.
     pub plan: crate::plan::Record,
+    /// The bytes this cache was loaded from, so that [`Cache::save`] writes nothing when a
+    /// run (a no-op build, typically) left every record as it found it.
+    #[serde(skip)]
+    loaded: Vec<u8>,
 }
 
 impl Cache {
@@ -74,23 +78,26 @@ impl Cache {
     pub fn load(file: &Path) -> Cache {
         std::fs::read(file)
             .ok()
-            .and_then(|b| serde_json::from_slice::<Cache>(&b).ok())
+            .and_then(|b| serde_json::from_slice::<Cache>(&b).ok().map(|c| Cache { loaded: b, ..c }))
             .filter(|c| c.version == CACHE_VERSION)
             .unwrap_or_default()
     }
 
-    /// Saves the cache atomically; failures are ignored (a cache is optional).
+    /// Saves the cache atomically, unless it is what was loaded (then the file is left
+    /// untouched); failures are ignored (a cache is optional).
     pub fn save(&mut self, file: &Path) {
         self.version = CACHE_VERSION;
+        let Ok(bytes) = serde_json::to_vec(self) else { return };
+        if bytes == self.loaded {
+            return;
+        }
         let Some(dir) = file.parent() else { return };
         if std::fs::create_dir_all(dir).is_err() {
             return;
         }
         let tmp = file.with_extension(format!("tmp-{}", std::process::id()));
-        if let Ok(bytes) = serde_json::to_vec(self) {
-            if std::fs::write(&tmp, bytes).is_ok() {
-                let _ = std::fs::rename(&tmp, file);
-            }
+        if std::fs::write(&tmp, &bytes).is_ok() && std::fs::rename(&tmp, file).is_ok() {
+            self.loaded = bytes;
         }
     }
 }
@@ -308,6 +315,33 @@ pub fn key_holds(cached: &str, compute: impl FnOnce(&mut KeyBuilder) -> bool) ->
     compute(&mut k) && k.finish() == cached
 }
 
+/// [`key_holds`], and when the key held only by hashing files that were racy when it was
+/// made, remakes it now, so that the next check trusts their stamps again (git refreshes its
+/// index the same way). Without this a file that was racy once (a builder installed just
+/// before a build, a source saved just before one) is read and hashed by every later check.
+///
+/// The new key is made before the old one is checked a second time: if a file changes in
+/// between, the second check fails (a miss), so the new key never describes a later state
+/// than the one the cached result was verified against.
+pub fn key_holds_refreshing(cached: &mut String, compute: impl Fn(&mut KeyBuilder) -> bool) -> bool {
+    let Some(racy) = Racy::of_key(cached) else { return false };
+    let mut k = KeyBuilder::checked_at(racy);
+    if !(compute(&mut k) && k.finish() == *cached) {
+        return false;
+    }
+    if !k.saw_racy() {
+        return true;
+    }
+    match key_before(&compute) {
+        Some(fresh) if key_holds(cached, &compute) => {
+            *cached = fresh;
+            true
+        }
+        Some(_) => false,
+        None => true,
+    }
+}
+
 /// A key made now, before the work it describes reads the files: racy files are hashed by
 /// content, so an edit even in the same tick changes the key the next run computes.
 pub fn key_before(compute: impl FnOnce(&mut KeyBuilder) -> bool) -> Option<String> {
@@ -386,6 +420,29 @@ mod tests {
 
     fn tree_key(dir: &Path, ex: &dyn Fn(&Path) -> bool, k: &mut KeyBuilder) -> bool {
         tree_fingerprint(dir, ex, k)
+    }
+
+    #[test]
+    fn save_writes_only_what_changed() {
+        use std::os::unix::fs::MetadataExt as _;
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("plans/c.json");
+        let mut c = Cache::load(&file);
+        c.toolchain_key = "k1".into();
+        c.save(&file);
+        let ino = std::fs::metadata(&file).unwrap().ino();
+        let mut again = Cache::load(&file);
+        assert_eq!(again.toolchain_key, "k1");
+        again.save(&file);
+        // Saved atomically by rename: a rewrite would be a new inode.
+        assert_eq!(std::fs::metadata(&file).unwrap().ino(), ino, "an unchanged cache is not rewritten");
+        again.toolchain_key = "k2".into();
+        again.save(&file);
+        assert_ne!(std::fs::metadata(&file).unwrap().ino(), ino, "a changed one is");
+        assert_eq!(Cache::load(&file).toolchain_key, "k2");
+        let ino = std::fs::metadata(&file).unwrap().ino();
+        again.save(&file);
+        assert_eq!(std::fs::metadata(&file).unwrap().ino(), ino, "nor is it after its own save");
     }
 
     #[test]
@@ -475,6 +532,42 @@ mod tests {
         assert_eq!(Racy::of_key(&KeyBuilder::default().finish()), None);
         let negative = Racy { reference: -5, granularity: 3 };
         assert_eq!(Racy::of_key(&KeyBuilder::checked_at(negative).finish()), Some(negative));
+    }
+
+    #[test]
+    fn a_key_that_held_by_hashing_racy_files_is_remade() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("builder");
+        std::fs::write(&f, "a").unwrap();
+        let stamp = FileStamp::of(&std::fs::metadata(&f).unwrap());
+        // Let the file settle (a wait, not a timing assertion).
+        std::thread::sleep(TIMESTAMP_GRANULARITY + Duration::from_millis(100));
+        let stat = |k: &mut KeyBuilder| {
+            k.stat(&f);
+            true
+        };
+        // A key made while the file was racy, as just after it was written: it holds by content.
+        let then = Racy {
+            reference: stamp.mtime.max(stamp.ctime) + 1,
+            granularity: TIMESTAMP_GRANULARITY.as_nanos() as Nanos,
+        };
+        let mut k = KeyBuilder::checked_at(then);
+        stat(&mut k);
+        assert!(k.saw_racy());
+        let mut key = k.finish();
+        let old = key.clone();
+        assert!(key_holds_refreshing(&mut key, stat));
+        assert_ne!(key, old, "remade");
+        let mut k = KeyBuilder::checked_at(Racy::of_key(&key).unwrap());
+        stat(&mut k);
+        assert!(!k.saw_racy(), "the settled file is now trusted by its stamp, not read");
+        let settled = key.clone();
+        assert!(key_holds_refreshing(&mut key, stat));
+        assert_eq!(key, settled, "a key without racy files is kept as it is");
+        std::fs::write(&f, "b").unwrap();
+        assert!(!key_holds_refreshing(&mut key, stat), "an edit is still seen");
+        let mut old = old;
+        assert!(!key_holds_refreshing(&mut old, stat), "by the old key too");
     }
 
     #[test]

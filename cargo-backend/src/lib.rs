@@ -18,6 +18,7 @@
 //! binary (in the `cargo-nix` crate, which links cargo's library) runs all of it.
 
 pub mod cache;
+pub mod connections;
 pub mod install;
 pub mod messages;
 pub mod plan;

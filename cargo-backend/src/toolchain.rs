@@ -335,8 +335,8 @@ impl Toolchain {
         let excluded = |rel: &Path| !sysroot_part_kept(rel);
         let fingerprint = |k: &mut crate::cache::KeyBuilder| crate::cache::tree_fingerprint(&sysroot, &excluded, k);
         let mut found = None;
-        if let Some((fp, path)) = cache.toolchain_imports.get(&cache_key) {
-            if crate::cache::key_holds(fp, fingerprint) {
+        if let Some((fp, path)) = cache.toolchain_imports.get_mut(&cache_key) {
+            if crate::cache::key_holds_refreshing(fp, fingerprint) {
                 if let Ok(p) = store.parse_path(path) {
                     if store.is_valid_path(&p).map_err(|e| Error::Nix(format!("checking {p}"), e))? {
                         found = Some(p);

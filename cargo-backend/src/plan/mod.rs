@@ -173,8 +173,8 @@ impl<'a> Planner<'a> {
             true
         };
         let mut cached = None;
-        if let Some((fp, p)) = source_cache.get(builder) {
-            if crate::cache::key_holds(fp, stat_builder) {
+        if let Some((fp, p)) = source_cache.get_mut(builder) {
+            if crate::cache::key_holds_refreshing(fp, stat_builder) {
                 if let Ok(p) = store.parse_path(p) {
                     if store.is_valid_path(&p).map_err(|e| Error::Nix(format!("checking {p}"), e))? {
                         cached = Some(p);

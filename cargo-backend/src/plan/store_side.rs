@@ -35,8 +35,8 @@ impl<'a> Planner<'a> {
                 crate::cache::tree_fingerprint(&dir, &excluded, k)
             }
         };
-        if let Some((cached_fp, cached_path)) = self.source_cache.get(&dir) {
-            if crate::cache::key_holds(cached_fp, compute) {
+        if let Some((cached_fp, cached_path)) = self.source_cache.get_mut(&dir) {
+            if crate::cache::key_holds_refreshing(cached_fp, compute) {
                 if let Ok(p) = self.store.parse_path(cached_path) {
                     if self.store.is_valid_path(&p).map_err(|e| Error::Nix(format!("checking {p}"), e))? {
                         self.source_time += start.elapsed();

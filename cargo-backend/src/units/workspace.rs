@@ -65,7 +65,10 @@ impl PackageInfo {
 pub struct Workspace {
     /// The unit graph.
     pub graph: UnitGraph,
-    /// Package facts by package id (as in the unit graph's `pkg_id`).
+    /// Package facts by package id (as in the unit graph's `pkg_id`). Serialized in key order,
+    /// so that an unchanged workspace serializes to the same bytes (the plan cache is not
+    /// rewritten on a no-op build).
+    #[serde(serialize_with = "sorted_map")]
     pub packages: HashMap<String, PackageInfo>,
     /// The workspace root.
     pub root: PathBuf,
@@ -123,5 +126,32 @@ impl Workspace {
             None => self.target_dir.clone(),
         };
         base.join(crate::install::profile_dir(&self.profile))
+    }
+}
+
+/// Serializes a map in key order.
+fn sorted_map<S: serde::Serializer, V: Serialize>(map: &HashMap<String, V>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(map.iter().collect::<std::collections::BTreeMap<_, _>>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize)]
+    struct Wrapped(#[serde(serialize_with = "sorted_map")] HashMap<String, u32>);
+
+    #[test]
+    fn package_maps_serialize_in_key_order() {
+        let names: Vec<String> = (0..64).map(|i| format!("pkg-{i:02}")).collect();
+        let forward: HashMap<String, u32> = names.iter().cloned().zip(0..).collect();
+        let mut backward = HashMap::with_capacity(1024);
+        for (i, n) in names.iter().enumerate().rev() {
+            backward.insert(n.clone(), i as u32);
+        }
+        let a = serde_json::to_string(&Wrapped(forward)).unwrap();
+        let b = serde_json::to_string(&Wrapped(backward)).unwrap();
+        assert_eq!(a, b);
+        assert!(a.starts_with(r#"{"pkg-00":0,"pkg-01":1,"#), "{a}");
     }
 }

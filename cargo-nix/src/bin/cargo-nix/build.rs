@@ -12,6 +12,7 @@ use cargo_backend::{BuildOptions, CargoArgs, CargoCommand, Outcome, Stop, Toolch
 use cargo_nix::cargo;
 use nix_rs::Store;
 
+use cargo_backend::connections;
 use cargo_backend::toolchain::ToolchainSource;
 
 use crate::args::{BuildArgs, Switch, ToolchainFrom};
@@ -43,19 +44,34 @@ fn describe(command: CargoCommand, args: &CargoArgs) -> Result<Workspace> {
     })
 }
 
-fn open_store(uri: &str) -> Result<Store> {
-    Store::open(uri).with_context(|| format!("opening the Nix store '{uri}'"))
+/// Opens `uri` for `jobs` workers: a store with a connection pool gets a connection per worker
+/// ([`cargo_backend::connections`]); `auto` that turns out to be the daemon is opened again so.
+fn open_store(uri: &str, jobs: usize) -> Result<Store> {
+    let open = |params: &[(&str, String)]| {
+        let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Store::open_with_params(uri, &params).with_context(|| format!("opening the Nix store '{uri}'"))
+    };
+    let params = connections::store_params(uri, jobs);
+    let store = open(&params)?;
+    if params.is_empty() && uri.split('?').next() == Some("auto") && store.daemon_socket().ok().flatten().is_some() {
+        let daemon = connections::store_params("daemon", jobs);
+        if !daemon.is_empty() {
+            return open(&daemon);
+        }
+    }
+    Ok(store)
 }
 
 /// The store to build in, made the one Nix's build hook uses (remote builders copy inputs from
 /// and outputs back into it), and the local store target/ links into when that is another.
 fn open_stores(args: &BuildArgs) -> Result<(Store, Option<Store>)> {
-    let store = open_store(&args.store)?;
+    let jobs = args.jobs.filter(|&j| j > 0).unwrap_or_else(|| BuildOptions::default().jobs);
+    let store = open_store(&args.store, jobs)?;
     store.set_as_default().with_context(|| format!("making '{}' Nix's `store` setting", args.store))?;
     let local = match &args.local_store {
-        Some(uri) => Some(open_store(uri).context("opening the --local-store")?),
+        Some(uri) => Some(open_store(uri, 1).context("opening the --local-store")?),
         None if !store.is_on_this_machine() => Some(
-            open_store("auto")
+            open_store("auto", 1)
                 .with_context(|| format!("'{}' is not on this machine; opening the local store", args.store))?,
         ),
         None => None,
