@@ -92,8 +92,8 @@ impl<'a> Planner<'a> {
         // Keyed apart from the root package's own source (which leaves nested packages out).
         let cache_key = root.join(".cargo-nix workspace copy");
         let compute = |k: &mut crate::cache::KeyBuilder| crate::cache::tree_fingerprint(&root, &excluded, k);
-        if let Some((fp, p)) = self.source_cache.get(&cache_key) {
-            if crate::cache::key_holds(fp, compute) {
+        if let Some((fp, p)) = self.source_cache.get_mut(&cache_key) {
+            if crate::cache::key_holds_refreshing(fp, compute) {
                 if let Ok(p) = self.store.parse_path(p) {
                     if self.store.is_valid_path(&p).map_err(|e| Error::Nix(format!("checking {p}"), e))? {
                         self.source_time += start.elapsed();
