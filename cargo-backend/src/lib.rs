@@ -372,7 +372,6 @@ pub fn build_with_cache(
     };
     // Checked before anything is written: a lock directory another user planted fails here.
     unit_lock::LockDir::for_this_user()?;
-    install::prepare_target_dir(&ws.target_dir)?;
     // Opened first: a bad cache URI fails before anything is written to the store.
     let cache_store = match &options.cache {
         Some(uri) => Some(Store::open(uri).map_err(|e| Error::Nix(format!("opening the binary cache '{uri}'"), e))?),
@@ -452,6 +451,9 @@ pub fn build_with_cache(
     }
     let copy_time = start.elapsed();
 
+    // Made (and tagged) once there is something to put there: a build that fails earlier
+    // leaves no target directory behind.
+    install::prepare_target_dir(&ws.target_dir)?;
     let profile_dir = profile_dir(ws);
     let mut installed = Vec::new();
     let mut warnings = Vec::new();
