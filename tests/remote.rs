@@ -158,9 +158,9 @@ impl Sshd {
         std::fs::write(
             &daemon,
             format!(
-                "#!/bin/sh\necho \"$SSH_ORIGINAL_COMMAND\" >>'{}'\nexport NIX_CONFIG='{}'\nexec '{}' --stdio --store '{}'\n",
+                "#!/bin/sh\necho \"$SSH_ORIGINAL_COMMAND\" >>'{}'\nexport NIX_CONFIG='{}filter-syscalls = false\n'\nexec '{}' --stdio --store '{}'\n",
                 sessions.display(),
-                format!("{}filter-syscalls = false\n", test_nix_config()),
+                test_nix_config(),
                 nix_daemon.display(),
                 store_uri
             ),
