@@ -204,7 +204,9 @@ impl Daemon {
             .expect("starting nix-daemon");
         let mut d = Daemon { child, dir, _build_dir: build_dir, sandbox };
         let start = Instant::now();
-        while !d.socket().exists() {
+        // Ready once a connection is accepted (the socket file appears before the daemon
+        // listens).
+        while std::os::unix::net::UnixStream::connect(d.socket()).is_err() {
             if let Ok(Some(status)) = d.child.try_wait() {
                 panic!("nix-daemon exited ({status}):\n{}", d.log());
             }

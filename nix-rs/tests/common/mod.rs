@@ -40,9 +40,11 @@ impl TestDaemon {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", daemon.display()));
+        // Ready once a connection is accepted: the socket file appears at `bind`, before the
+        // daemon listens (a client in between gets "Connection refused", seen on 2.35).
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !socket.exists() {
-            assert!(Instant::now() < deadline, "nix-daemon did not create {}", socket.display());
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            assert!(Instant::now() < deadline, "nix-daemon did not listen on {}", socket.display());
             std::thread::sleep(Duration::from_millis(20));
         }
         TestDaemon { child, socket, dir }
