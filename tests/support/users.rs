@@ -204,9 +204,10 @@ impl Daemon {
             .expect("starting nix-daemon");
         let mut d = Daemon { child, dir, _build_dir: build_dir, sandbox };
         let start = Instant::now();
-        // Ready once a connection is accepted (the socket file appears before the daemon
-        // listens).
-        while std::os::unix::net::UnixStream::connect(d.socket()).is_err() {
+        // Ready once a client has talked to it, as to an installed daemon (the socket file
+        // appears before the daemon listens, and 2.35 sets its store up on the first
+        // connection).
+        while nix_rs::Store::open(&d.uri()).and_then(|s| s.version()).is_err() {
             if let Ok(Some(status)) = d.child.try_wait() {
                 panic!("nix-daemon exited ({status}):\n{}", d.log());
             }
