@@ -147,14 +147,18 @@ impl Sshd {
         let (host_key, host_public) = keygen(d, "host_key");
         let (client_key, client_public) = keygen(d, "client_key");
 
-        // The far side: our nix-daemon on the remote store, with the test settings.
+        // The far side: our nix-daemon on the remote store, with the test settings. The far
+        // side reads no nix.conf of ours (ssh passes no environment; a Nix built with another
+        // sysconfdir, as the hand-built 2.35, reads none at all), so its configuration is all
+        // here: like the daemon in `support::users`, no syscall filtering, since the Nix
+        // scripts/setup-nix builds has no seccomp and refuses builds otherwise.
         let daemon = d.join("remote-daemon");
         let sessions = d.join("sessions");
         let nix_daemon = Path::new(nix_sys::BINDIR).join("nix-daemon");
         std::fs::write(
             &daemon,
             format!(
-                "#!/bin/sh\necho \"$SSH_ORIGINAL_COMMAND\" >>'{}'\nexport NIX_CONFIG='{}'\nexec '{}' --stdio --store '{}'\n",
+                "#!/bin/sh\necho \"$SSH_ORIGINAL_COMMAND\" >>'{}'\nexport NIX_CONFIG='{}filter-syscalls = false\n'\nexec '{}' --stdio --store '{}'\n",
                 sessions.display(),
                 test_nix_config(),
                 nix_daemon.display(),

@@ -61,7 +61,11 @@ fn a_build_context_made_by_cargo_is_built_by_the_backend() {
     copy(&repo().join("tests/fixtures/oracle"), root);
 
     // What a patched cargo has at hand: its GlobalContext, Workspace and BuildContext.
-    let gctx = GlobalContext::new(Shell::new(), root.to_path_buf(), cargo::util::homedir(root).unwrap());
+    let mut gctx = GlobalContext::new(Shell::new(), root.to_path_buf(), cargo::util::homedir(root).unwrap());
+    // The copied workspace's own `target/`, as for a user who sets no target directory: a
+    // `CARGO_TARGET_DIR` exported around `cargo test` must not send this build into the
+    // outer workspace's target directory.
+    gctx.set_env(std::env::vars().filter(|(k, _)| k != "CARGO_TARGET_DIR" && k != "CARGO_BUILD_TARGET_DIR").collect());
     let ws = cargo::core::Workspace::new(&root.join("Cargo.toml"), &gctx).unwrap();
     let args = CargoArgs { workspace: true, ..Default::default() };
     let opts = cargo_nix::from_cargo::compile_options(&gctx, CargoCommand::Build, &args).unwrap();

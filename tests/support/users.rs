@@ -127,7 +127,23 @@ pub fn open_up(dir: &Path) {
 pub struct Daemon {
     child: Child,
     dir: tempfile::TempDir,
+    /// The daemon's `build-dir`, when [`build_dir_base`] found a place for it.
+    _build_dir: Option<tempfile::TempDir>,
     pub sandbox: bool,
+}
+
+/// Where the daemon's build directories can go: Nix 2.35 refuses to build as a build user in a
+/// build directory with a world-writable ancestor ("Path … is world-writable or a symlink";
+/// 2.26.3 has no such check), and its default, `<state>/builds`, is under `/tmp` here. The test's own
+/// `CARGO_TARGET_TMPDIR` qualifies when no ancestor is world-writable and all are searchable
+/// by others (the build users must reach their directory); otherwise `None`, and Nix's default
+/// stays (older releases, such as the 2.26.3 CI tests, do not check).
+fn build_dir_base() -> Option<PathBuf> {
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).canonicalize().ok()?;
+    let fits = base.ancestors().all(|a| {
+        std::fs::metadata(a).is_ok_and(|m| m.permissions().mode() & 0o002 == 0 && m.permissions().mode() & 0o001 != 0)
+    });
+    fits.then_some(base)
 }
 
 impl Daemon {
@@ -155,9 +171,24 @@ impl Daemon {
         );
         // scripts/setup-nix builds Nix without seccomp (Debian 12's libseccomp is too old), and
         // such a Nix refuses builds by build users unless syscall filtering is off.
-        let daemon_conf = format!("{common}build-users-group = {BUILD_GROUP}\nmax-jobs = 2\nfilter-syscalls = false\n");
+        let mut daemon_conf =
+            format!("{common}build-users-group = {BUILD_GROUP}\nmax-jobs = 2\nfilter-syscalls = false\n");
+        let build_dir = build_dir_base().map(|base| {
+            let b = tempfile::Builder::new().prefix("nix-daemon-builds-").tempdir_in(base).unwrap();
+            open_up(b.path());
+            daemon_conf.push_str(&format!("build-dir = {}\n", b.path().display()));
+            b
+        });
         std::fs::write(dir.path().join("daemon-conf/nix.conf"), daemon_conf).unwrap();
         std::fs::write(dir.path().join("client-conf/nix.conf"), common).unwrap();
+        // The store directory exists before any client connects, as an installed multi-user
+        // Nix's does (root:nixbld, 1775): Nix 2.35's daemon client opens it before connecting,
+        // and the daemon would create it only when its first client connects.
+        let store_dir = dir.path().join("nix/store");
+        std::fs::create_dir_all(&store_dir).unwrap();
+        open_up(&dir.path().join("nix"));
+        std::os::unix::fs::chown(&store_dir, Some(0), id_of("group", BUILD_GROUP)).unwrap();
+        std::fs::set_permissions(&store_dir, std::fs::Permissions::from_mode(0o1775)).unwrap();
         let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
         let d = dir.path().display();
         let child = Command::new(Path::new(nix_sys::BINDIR).join("nix-daemon"))
@@ -171,9 +202,12 @@ impl Daemon {
             .process_group(0)
             .spawn()
             .expect("starting nix-daemon");
-        let mut d = Daemon { child, dir, sandbox };
+        let mut d = Daemon { child, dir, _build_dir: build_dir, sandbox };
         let start = Instant::now();
-        while !d.socket().exists() {
+        // Ready once a client has talked to it, as to an installed daemon (the socket file
+        // appears before the daemon listens, and 2.35 sets its store up on the first
+        // connection).
+        while nix_rs::Store::open(&d.uri()).and_then(|s| s.version()).is_err() {
             if let Ok(Some(status)) = d.child.try_wait() {
                 panic!("nix-daemon exited ({status}):\n{}", d.log());
             }

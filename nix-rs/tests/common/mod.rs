@@ -40,12 +40,21 @@ impl TestDaemon {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", daemon.display()));
+        // Ready once a client has talked to it, as to an installed daemon: the socket file
+        // appears at `bind`, before the daemon listens (a client in between gets "Connection
+        // refused"), and a 2.35 daemon sets its store up on the first connection (a bare
+        // connect-and-close probe racing the test's first client got "Connection reset").
+        let d = TestDaemon { child, socket, dir };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !socket.exists() {
-            assert!(Instant::now() < deadline, "nix-daemon did not create {}", socket.display());
+        let mut last = None;
+        while Instant::now() < deadline {
+            match Store::open(&d.uri()).and_then(|s| s.version()) {
+                Ok(_) => return d,
+                Err(e) => last = Some(e),
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        TestDaemon { child, socket, dir }
+        panic!("nix-daemon on {} did not answer: {last:?}", d.socket.display());
     }
 
     pub fn uri(&self) -> String {
