@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use nix_rs::{AddPathOptions, Store, StorePath};
+use nix_rs::{Store, StorePath};
 use sha2::{Digest, Sha256};
 
 use super::record::{LastRun, ReuseInfo};
@@ -88,32 +88,11 @@ impl<'a> Planner<'a> {
         }
         let root = self.ws.root.clone();
         let excluded = tree_exclusions(&root, &self.ws.target_dir);
-        let start = std::time::Instant::now();
-        // Keyed apart from the root package's own source (which leaves nested packages out).
-        let cache_key = root.join(".cargo-nix workspace copy");
         let compute = |k: &mut crate::cache::KeyBuilder| crate::cache::tree_fingerprint(&root, &excluded, k);
-        if let Some((fp, p)) = self.source_cache.get_mut(&cache_key) {
-            if crate::cache::key_holds_refreshing(fp, compute) {
-                if let Ok(p) = self.store.parse_path(p) {
-                    if self.store.is_valid_path(&p).map_err(|e| Error::Nix(format!("checking {p}"), e))? {
-                        self.source_time += start.elapsed();
-                        self.ws_tree = Some(p.clone());
-                        return Ok(p);
-                    }
-                }
-            }
-        }
-        let fingerprint = crate::cache::key_before(compute);
-        let excluded = tree_exclusions(&root, &self.ws.target_dir);
-        let path = self
-            .store
-            .add_path(&root, AddPathOptions::new().name("workspace-src").filter(move |rel, _| !excluded(rel)))
-            .map_err(|e| Error::Nix(format!("adding the workspace {}", root.display()), e))?;
-        self.source_time += start.elapsed();
-        match fingerprint {
-            Some(fp) => self.source_cache.insert(cache_key, (fp, path.to_string())),
-            None => self.source_cache.remove(&cache_key),
-        };
+        // Keyed apart from the root package's own source (which leaves nested packages out).
+        let key = root.join(".cargo-nix workspace copy");
+        let what = format!("the workspace {}", root.display());
+        let path = self.add_tree_cached(key, &root, "workspace-src", &excluded, &compute, &what)?;
         self.ws_tree = Some(path.clone());
         Ok(path)
     }

@@ -2,7 +2,7 @@
 //! fingerprint matches), derivations created (or reused from the plan record), and the whole
 //! plan reused when nothing it depends on changed.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix_rs::{AddPathOptions, DerivationBuilder, Store, StorePath};
 use sha2::{Digest, Sha256};
@@ -23,7 +23,6 @@ impl<'a> Planner<'a> {
         }
         let dir = pkg.manifest_dir.clone();
         let excluded = crate::workspace::source_exclusions(&dir, self.ws.manifest_dirs(), &self.ws.target_dir);
-        let start = std::time::Instant::now();
         let immutable = pkg.is_immutable_source();
         let compute = |k: &mut crate::cache::KeyBuilder| {
             if immutable {
@@ -35,12 +34,32 @@ impl<'a> Planner<'a> {
                 crate::cache::tree_fingerprint(&dir, &excluded, k)
             }
         };
-        if let Some((cached_fp, cached_path)) = self.source_cache.get_mut(&dir) {
+        let name = sanitize(&format!("{}-{}-src", pkg.name, pkg.version));
+        let what = format!("the source of {} v{} ({})", pkg.name, pkg.version, dir.display());
+        let path = self.add_tree_cached(dir.clone(), &dir, &name, &excluded, &compute, &what)?;
+        self.sources.insert(dir, path.clone());
+        Ok(path)
+    }
+
+    /// `dir` added to the store as `name`, without what `excluded` leaves out; or, while the
+    /// fingerprint `compute` makes still holds for the source-cache entry `key` and its store
+    /// path is valid, that path again. `what` names the tree in errors; the time counts as
+    /// source time.
+    pub(super) fn add_tree_cached(
+        &mut self,
+        key: PathBuf,
+        dir: &Path,
+        name: &str,
+        excluded: &(dyn Fn(&Path) -> bool + Sync),
+        compute: &dyn Fn(&mut crate::cache::KeyBuilder) -> bool,
+        what: &str,
+    ) -> Result<StorePath, Error> {
+        let start = std::time::Instant::now();
+        if let Some((cached_fp, cached_path)) = self.source_cache.get_mut(&key) {
             if crate::cache::key_holds_refreshing(cached_fp, compute) {
                 if let Ok(p) = self.store.parse_path(cached_path) {
                     if self.store.is_valid_path(&p).map_err(|e| Error::Nix(format!("checking {p}"), e))? {
                         self.source_time += start.elapsed();
-                        self.sources.insert(dir, p.clone());
                         return Ok(p);
                     }
                 }
@@ -48,19 +67,15 @@ impl<'a> Planner<'a> {
         }
         // Made before the files are added, so an edit while they are is seen next time.
         let fingerprint = crate::cache::key_before(compute);
-        let name = sanitize(&format!("{}-{}-src", pkg.name, pkg.version));
         let path = self
             .store
-            .add_path(&dir, AddPathOptions::new().name(name).filter(move |rel, _kind| !excluded(rel)))
-            .map_err(|e| {
-                Error::Nix(format!("adding the source of {} v{} ({})", pkg.name, pkg.version, dir.display()), e)
-            })?;
+            .add_path(dir, AddPathOptions::new().name(name).filter(|rel, _kind| !excluded(rel)))
+            .map_err(|e| Error::Nix(format!("adding {what}"), e))?;
         self.source_time += start.elapsed();
         match fingerprint {
-            Some(fp) => self.source_cache.insert(dir.clone(), (fp, path.to_string())),
-            None => self.source_cache.remove(&dir),
+            Some(fp) => self.source_cache.insert(key, (fp, path.to_string())),
+            None => self.source_cache.remove(&key),
         };
-        self.sources.insert(dir, path.clone());
         Ok(path)
     }
 
