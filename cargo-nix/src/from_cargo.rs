@@ -26,6 +26,7 @@ use cargo::GlobalContext;
 use cargo::core::compiler::{BuildContext, CompileKind, CompileMode, UnitInterner, UserIntent};
 use cargo::core::resolver::CliFeatures;
 use cargo::ops::{CompileFilter, CompileOptions, Packages};
+use cargo::util::context::{TargetCfgConfig, Value};
 use cargo::util::interning::InternedString;
 use cargo_backend::units::{self, EnvVar, Mode, PackageInfo, UnitDep, UnitGraph};
 use cargo_backend::{CargoArgs, CargoCommand};
@@ -132,58 +133,55 @@ fn mode(m: CompileMode) -> Mode {
     }
 }
 
-/// The linker cargo passes for units of `kind` (cargo's private `target_linker`).
-fn linker(bcx: &BuildContext<'_, '_>, kind: CompileKind) -> Result<Option<String>> {
-    if let Some(l) = &bcx.target_data.target_config(kind).linker {
-        return Ok(Some(l.val.clone().resolve_program(bcx.gctx).display().to_string()));
+/// A setting of the target of `kind`, as cargo's private `target_linker`/`target_runner`
+/// look it up: `own` (`[target.<triple>]`), else the one `[target.'cfg(..)']` table matching
+/// the target that sets it (`of_cfg`); two matching tables are cargo's error, naming `what`.
+fn target_setting<'b, T>(
+    bcx: &'b BuildContext<'_, '_>,
+    kind: CompileKind,
+    what: &str,
+    own: Option<&'b Value<T>>,
+    of_cfg: impl Fn(&'b TargetCfgConfig) -> Option<&'b Value<T>>,
+) -> Result<Option<&'b T>> {
+    if let Some(v) = own {
+        return Ok(Some(&v.val));
     }
     let target_cfg = bcx.target_data.info(kind).cfg();
     let mut matching = bcx
         .gctx
         .target_cfgs()?
         .iter()
-        .filter_map(|(key, cfg)| cfg.linker.as_ref().map(|l| (key, l)))
+        .filter_map(|(key, cfg)| of_cfg(cfg).map(|v| (key, v)))
         .filter(|(key, _)| cargo_platform::CfgExpr::matches_key(key, target_cfg));
     let first = matching.next();
-    if let (Some((k1, l1)), Some((k2, l2))) = (first, matching.next()) {
+    if let (Some((k1, v1)), Some((k2, v2))) = (first, matching.next()) {
         anyhow::bail!(
-            "several matching instances of `target.'cfg(..)'.linker` in configurations\n\
+            "several matching instances of `target.'cfg(..)'.{what}` in configurations\n\
              first match `{k1}` located in {}\nsecond match `{k2}` located in {}",
-            l1.definition,
-            l2.definition
+            v1.definition,
+            v2.definition
         );
     }
-    Ok(first.map(|(_, l)| l.val.clone().resolve_program(bcx.gctx).display().to_string()))
+    Ok(first.map(|(_, v)| &v.val))
+}
+
+/// The linker cargo passes for units of `kind` (cargo's private `target_linker`).
+fn linker(bcx: &BuildContext<'_, '_>, kind: CompileKind) -> Result<Option<String>> {
+    let own = bcx.target_data.target_config(kind).linker.as_ref();
+    let linker = target_setting(bcx, kind, "linker", own, |c| c.linker.as_ref())?;
+    Ok(linker.map(|l| l.clone().resolve_program(bcx.gctx).display().to_string()))
 }
 
 /// The runner cargo runs executables of `kind` through (cargo's private `target_runner`):
 /// the program, resolved as cargo resolves programs, then its arguments.
 fn runner(bcx: &BuildContext<'_, '_>, kind: CompileKind) -> Result<Option<Vec<String>>> {
-    let words = |r: &cargo::util::context::PathAndArgs| {
+    let own = bcx.target_data.target_config(kind).runner.as_ref();
+    let runner = target_setting(bcx, kind, "runner", own, |c| c.runner.as_ref())?;
+    Ok(runner.map(|r| {
         let mut v = vec![r.path.clone().resolve_program(bcx.gctx).display().to_string()];
         v.extend(r.args.iter().cloned());
         v
-    };
-    if let Some(r) = &bcx.target_data.target_config(kind).runner {
-        return Ok(Some(words(&r.val)));
-    }
-    let target_cfg = bcx.target_data.info(kind).cfg();
-    let mut matching = bcx
-        .gctx
-        .target_cfgs()?
-        .iter()
-        .filter_map(|(key, cfg)| cfg.runner.as_ref().map(|r| (key, r)))
-        .filter(|(key, _)| cargo_platform::CfgExpr::matches_key(key, target_cfg));
-    let first = matching.next();
-    if let (Some((k1, r1)), Some((k2, r2))) = (first, matching.next()) {
-        anyhow::bail!(
-            "several matching instances of `target.'cfg(..)'.runner` in configurations\n\
-             first match `{k1}` located in {}\nsecond match `{k2}` located in {}",
-            r1.definition,
-            r2.definition
-        );
-    }
-    Ok(first.map(|(_, r)| words(&r.val)))
+    }))
 }
 
 /// The neutral description of what `bcx` would build. Doc and doctest units are dropped
