@@ -19,6 +19,8 @@
 //!
 //! Build-script runs are not seen by an `Executor`; they are not compared here.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -113,24 +115,8 @@ fn flag_values<'a>(args: &'a [String], flag: &str) -> Vec<&'a str> {
 
 /// A copy of the oracle fixture, with its own target directory.
 fn fixture() -> tempfile::TempDir {
-    fn copy(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap() {
-            let e = e.unwrap();
-            if e.file_name() == "target" {
-                continue;
-            }
-            let dst = to.join(e.file_name());
-            if e.file_type().unwrap().is_dir() {
-                copy(&e.path(), &dst);
-            } else {
-                std::fs::copy(e.path(), &dst).unwrap();
-            }
-        }
-    }
     let dir = tempfile::tempdir().unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/oracle");
-    copy(&src, dir.path());
+    common::copy_dir(&common::repo().join("tests/fixtures/oracle"), dir.path());
     dir
 }
 

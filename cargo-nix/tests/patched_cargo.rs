@@ -3,6 +3,8 @@
 //! neutral description, and [`cargo_backend::build_with_cache`] builds that on a temporary
 //! store. The program it installs prints what the same program built by cargo prints.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -12,27 +14,8 @@ use cargo::util::context::GlobalContext;
 use cargo_backend::cache::Cache;
 use cargo_backend::{BuildOptions, CargoArgs, CargoCommand, Silent, Toolchain};
 use cargo_nix::cargo;
+use common::{copy_dir, repo};
 use nix_rs::testing::TempStore;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn copy(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_name() == "target" {
-            continue;
-        }
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy(&e.path(), &dst)
-        } else {
-            std::fs::copy(e.path(), &dst).map(drop).unwrap()
-        }
-    }
-}
 
 /// `cargo-nix-unit`, built in a target directory of its own (this test runs while the outer
 /// cargo holds the workspace's).
@@ -58,7 +41,7 @@ fn run(bin: &Path) -> String {
 fn a_build_context_made_by_cargo_is_built_by_the_backend() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    copy(&repo().join("tests/fixtures/oracle"), root);
+    copy_dir(&repo().join("tests/fixtures/oracle"), root);
 
     // What a patched cargo has at hand: its GlobalContext, Workspace and BuildContext.
     let mut gctx = GlobalContext::new(Shell::new(), root.to_path_buf(), cargo::util::homedir(root).unwrap());
