@@ -8,49 +8,20 @@
 //! line per side and round: wall time, and for the in-process side the time to create the
 //! derivations, the open descriptors and the resident memory before the round.
 
-use std::fmt::Write as _;
+mod common;
+
 use std::time::Instant;
 
-use cargo_backend::{Node, SchedulerOptions, Silent, scheduler};
-use nix_rs::DerivationBuilder;
-use nix_rs::testing::{TempStore, nix_cli};
+use common::{Shape, create, nix_build, nix_expression, realise};
+use nix_rs::testing::TempStore;
 
-const JOBS: usize = 2;
-
+/// Creates and realises a chain of `n` in-process: (seconds to create, seconds in all).
 fn in_process(store: &TempStore, system: &str, n: usize) -> (f64, f64) {
     let start = Instant::now();
-    let mut nodes: Vec<Node> = Vec::with_capacity(n);
-    for i in 0..n {
-        let deps = if i > 0 { vec![i - 1] } else { Vec::new() };
-        let mut script = format!("echo {i}");
-        let mut b = DerivationBuilder::new(format!("n-{i}"), "/bin/sh");
-        for &d in &deps {
-            write!(script, " {}", nodes[d].out).unwrap();
-            b.input_derivation(&nodes[d].drv, ["out"]);
-        }
-        script.push_str(" > $out");
-        let drv = b.system(system).args(["-c", &script]).create(store).unwrap();
-        nodes.push(Node { out: drv.outputs["out"].clone(), drv: drv.drv_path, deps, optional: false });
-    }
+    let nodes = create(store, system, Shape::Deep, n);
     let created = start.elapsed().as_secs_f64();
-    let opts = SchedulerOptions { jobs: JOBS, keep_going: false, stop: Default::default() };
-    let outcomes = scheduler::realise(store, None, &nodes, &opts, &mut Silent).unwrap();
-    assert!(outcomes.iter().all(|o| matches!(o, cargo_backend::Outcome::Built(_))));
+    realise(store, &nodes);
     (created, start.elapsed().as_secs_f64())
-}
-
-fn nix_expression(system: &str, n: usize) -> String {
-    let mut e = String::from("let\n");
-    for i in 0..n {
-        let dep = if i > 0 { format!(" ${{n{}}}", i - 1) } else { String::new() };
-        writeln!(
-            e,
-            "  n{i} = derivation {{ name = \"n-{i}\"; system = \"{system}\"; builder = \"/bin/sh\"; args = [ \"-c\" \"echo {i}{dep} > $out\" ]; }};"
-        )
-        .unwrap();
-    }
-    writeln!(e, "in n{}", n - 1).unwrap();
-    e
 }
 
 fn process_state() -> String {
@@ -81,7 +52,7 @@ fn main() {
     let system = nix_rs::settings::get("system").unwrap();
     let files = tempfile::tempdir().unwrap();
     let file = files.path().join(format!("deep-{n}.nix"));
-    std::fs::write(&file, nix_expression(&system, n)).unwrap();
+    std::fs::write(&file, nix_expression(&system, Shape::Deep, n)).unwrap();
     for round in 1..=rounds {
         let state = process_state();
         let store = TempStore::new().unwrap();
@@ -90,12 +61,7 @@ fn main() {
         drop(store);
         let store = TempStore::new().unwrap();
         let start = Instant::now();
-        let out = nix_cli("nix", store.uri())
-            .args(["build", "--no-link", "--max-jobs", &JOBS.to_string(), "-f"])
-            .arg(&file)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        nix_build(store.uri(), &file);
         println!("round {round}: nix build  deep/{n}: {:.3} s", start.elapsed().as_secs_f64());
     }
 }
