@@ -19,6 +19,7 @@
 
 pub mod cache;
 pub mod connections;
+pub mod incremental;
 pub mod install;
 pub mod messages;
 pub mod plan;
@@ -377,6 +378,7 @@ pub fn build_with_cache(
         Some(uri) => Some(Store::open(uri).map_err(|e| Error::Nix(format!("opening the binary cache '{uri}'"), e))?),
         None => None,
     };
+    let incremental = incremental::available(store)?;
     let stop = &options.stop;
     let sched = SchedulerOptions { jobs: options.jobs, keep_going: options.keep_going, stop: stop.clone() };
     let (mut plan_time, mut source_time, mut build_time) = Default::default();
@@ -393,7 +395,7 @@ pub fn build_with_cache(
             ws,
             toolchain,
             &builder,
-            options.pipelining,
+            plan::PlanOptions { pipelining: options.pipelining, incremental },
             &workspace_key,
             &mut cache.plan,
         );

@@ -12,7 +12,8 @@
 //!   `-L dependency=` per library the unit reads); here cargo's `target/` paths.
 //! - crate roots outside the workspace (registry crates): the planner's are under the
 //!   package's store path; here under the package's directory.
-//! - `-C incremental=`: never passed (each unit is built once in its own derivation).
+//! - `-C incremental=`: added by the builder at build time, for the units that keep state
+//!   (`cargo_backend::incremental`), with a directory of its own per unit; not compared.
 //! - environment: `CARGO` (which cargo), `LD_LIBRARY_PATH` (not set), `OUT_DIR` (set by the
 //!   builder from the build script's output) are compared by presence only;
 //!   `CARGO_MANIFEST_DIR`/`CARGO_MANIFEST_PATH` name the store path in real plans.

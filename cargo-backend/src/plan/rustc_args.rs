@@ -6,7 +6,8 @@
 //! oracle test (`cargo-nix/tests/oracle.rs`) compares the two unit by unit on fixtures. Paths
 //! are the caller's: the planner passes store paths, the oracle cargo's `target/` paths.
 //!
-//! Not produced here: `-C incremental=` (each unit is built once, in its own derivation),
+//! Not produced here: `-C incremental=` (the builder adds it for units that keep state, see
+//! [`crate::incremental`]),
 //! `--diagnostic-width` (cargo adds it only when stderr is a terminal), and what the build
 //! script of the package prints (added by the builder at run time, after these arguments, as
 //! cargo adds it).

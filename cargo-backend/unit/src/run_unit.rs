@@ -22,6 +22,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::build_script::BuildScriptOutput;
+use crate::incremental::Session;
 use crate::spec::{Action, UnitSpec};
 
 /// The start of a build-log line that carries one of rustc's JSON diagnostics (the rest of
@@ -98,38 +99,66 @@ pub fn run(spec: &UnitSpec, out: &Path) -> Result<(), UnitFailure> {
         Action::Rustc { rustc, args, out_subdir, build_script, dep_build_scripts, link, metadata_only } => {
             let artifacts = out.join(out_subdir);
             mkdir(&artifacts)?;
-            let mut cmd = base_command(spec, rustc)?;
-            cmd.args(args);
-            if let Some(bs) = build_script {
-                let o = read_script_output(bs, &spec.package)?;
-                for cfg in &o.cfgs {
-                    cmd.arg("--cfg").arg(cfg);
+            let session = match &spec.incremental {
+                Some(dir) => Some(incremental_session(dir, spec)?),
+                None => None,
+            };
+            let command = || -> Result<Command, UnitFailure> {
+                let mut cmd = base_command(spec, rustc)?;
+                cmd.args(args);
+                if let Some(bs) = build_script {
+                    let o = read_script_output(bs, &spec.package)?;
+                    for cfg in &o.cfgs {
+                        cmd.arg("--cfg").arg(cfg);
+                    }
+                    for c in &o.check_cfgs {
+                        cmd.arg("--check-cfg").arg(c);
+                    }
+                    for l in &o.library_links {
+                        cmd.arg("-l").arg(l);
+                    }
+                    for p in &o.library_paths {
+                        cmd.arg("-L").arg(p);
+                    }
+                    for arg in o.link_args_for(link) {
+                        cmd.arg("-C").arg(format!("link-arg={arg}"));
+                    }
+                    cmd.envs(o.env.iter().map(|(k, v)| (k, v)));
+                    cmd.env("OUT_DIR", Path::new(bs).join("out-dir"));
                 }
-                for c in &o.check_cfgs {
-                    cmd.arg("--check-cfg").arg(c);
+                for dep in dep_build_scripts {
+                    for p in read_script_output(dep, &spec.package)?.library_paths {
+                        cmd.arg("-L").arg(p);
+                    }
                 }
-                for l in &o.library_links {
-                    cmd.arg("-l").arg(l);
+                if *metadata_only {
+                    cmd.arg("-Zno-codegen");
                 }
-                for p in &o.library_paths {
-                    cmd.arg("-L").arg(p);
+                cmd.arg("--out-dir").arg(&artifacts);
+                if let Some(s) = &session {
+                    cmd.current_dir(s.cwd());
+                    cmd.arg("-C").arg(format!("incremental={}", s.state().display()));
                 }
-                for arg in o.link_args_for(link) {
-                    cmd.arg("-C").arg(format!("link-arg={arg}"));
-                }
-                cmd.envs(o.env.iter().map(|(k, v)| (k, v)));
-                cmd.env("OUT_DIR", Path::new(bs).join("out-dir"));
+                Ok(cmd)
+            };
+            let mut run = run_rustc(command()?, spec, out)?;
+            if let Some(s) = session.as_ref().filter(|s| s.had_state && run.may_be_the_states_fault()) {
+                // State only costs time: drop it and compile from scratch, once.
+                eprintln!(
+                    "cargo-nix-unit: rustc failed ({}) with the incremental state of {} and pointed at no source line; compiling again from scratch",
+                    run.status, spec.label
+                );
+                s.reset().map_err(|e| UnitFailure(format!("removing {}: {e}", s.state().display())))?;
+                // What the failed run left (its object files) is not part of the output.
+                fs::remove_dir_all(&artifacts)
+                    .map_err(|e| UnitFailure(format!("removing {}: {e}", artifacts.display())))?;
+                mkdir(&artifacts)?;
+                run = run_rustc(command()?, spec, out)?;
             }
-            for dep in dep_build_scripts {
-                for p in read_script_output(dep, &spec.package)?.library_paths {
-                    cmd.arg("-L").arg(p);
-                }
+            let status = run.status;
+            if !status.success() {
+                return Err(UnitFailure(format!("error: could not compile {} ({status})", spec.label)));
             }
-            if *metadata_only {
-                cmd.arg("-Zno-codegen");
-            }
-            cmd.arg("--out-dir").arg(&artifacts);
-            run_rustc(cmd, spec, out)?;
             if *metadata_only {
                 remove_codegen_stubs(&artifacts)?;
             }
@@ -188,9 +217,24 @@ fn indent(s: &str) -> String {
     s.lines().map(|l| format!("  {l}\n")).collect()
 }
 
+/// How a rustc run ended.
+struct RustcRun {
+    status: std::process::ExitStatus,
+    /// Whether an error pointed at a source line (a compile error in the user's code).
+    source_error: bool,
+}
+
+impl RustcRun {
+    /// A failure incremental state may have caused: rustc panicked (101), or failed without an
+    /// error in the sources (e.g. linking an object file of the state that was damaged).
+    fn may_be_the_states_fault(&self) -> bool {
+        !self.status.success() && (self.status.code() == Some(101) || !self.source_error)
+    }
+}
+
 /// Runs rustc with JSON diagnostics: prints each diagnostic's rendered text to stderr as rustc
-/// would have, and keeps the JSON in `$out/diagnostics.jsonl`.
-fn run_rustc(mut cmd: Command, spec: &UnitSpec, out: &Path) -> Result<(), UnitFailure> {
+/// would have, and, when it succeeds, keeps the JSON in `$out/diagnostics.jsonl`.
+fn run_rustc(mut cmd: Command, spec: &UnitSpec, out: &Path) -> Result<RustcRun, UnitFailure> {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::inherit())
@@ -199,11 +243,14 @@ fn run_rustc(mut cmd: Command, spec: &UnitSpec, out: &Path) -> Result<(), UnitFa
         .map_err(|e| UnitFailure(format!("error: could not execute rustc for {}: {e}", spec.label)))?;
     let stderr = child.stderr.take().expect("stderr is piped");
     let mut diagnostics = Vec::new();
+    let mut source_error = false;
     let mut log = std::io::stderr().lock();
     for line in BufReader::new(stderr).split(b'\n') {
         let line = line.map_err(|e| UnitFailure(format!("reading rustc's output: {e}")))?;
         match serde_json::from_slice::<serde_json::Value>(&line) {
             Ok(v) if v.get("$message_type").and_then(|t| t.as_str()) == Some("diagnostic") => {
+                source_error |= v.get("level").and_then(|l| l.as_str()) == Some("error")
+                    && v.get("spans").and_then(|s| s.as_array()).is_some_and(|s| !s.is_empty());
                 if let Some(r) = v.get("rendered").and_then(|r| r.as_str()) {
                     let _ = log.write_all(r.as_bytes());
                     if !r.ends_with('\n') {
@@ -226,10 +273,22 @@ fn run_rustc(mut cmd: Command, spec: &UnitSpec, out: &Path) -> Result<(), UnitFa
     }
     drop(log);
     let status = child.wait().map_err(|e| UnitFailure(format!("waiting for rustc: {e}")))?;
-    if !status.success() {
-        return Err(UnitFailure(format!("error: could not compile {} ({status})", spec.label)));
+    if status.success() {
+        fs::write(out.join("diagnostics.jsonl"), diagnostics)
+            .map_err(|e| UnitFailure(format!("writing diagnostics: {e}")))?;
     }
-    fs::write(out.join("diagnostics.jsonl"), diagnostics).map_err(|e| UnitFailure(format!("writing diagnostics: {e}")))
+    Ok(RustcRun { status, source_error })
+}
+
+/// The unit's incremental directory, or a fresh one in the build directory (with a line in
+/// the build log saying why) when it cannot be used.
+fn incremental_session(dir: &str, spec: &UnitSpec) -> Result<Session, UnitFailure> {
+    let s = Session::open(Path::new(dir), &working_dir(spec)?, &build_dir())
+        .map_err(|e| UnitFailure(format!("preparing incremental state for {}: {e}", spec.label)))?;
+    if let Some(why) = &s.fallback {
+        eprintln!("cargo-nix-unit: incremental state not usable ({why}); compiling {} from scratch", spec.label);
+    }
+    Ok(s)
 }
 
 /// Reads `diagnostics.jsonl` of a built unit and returns the rendered texts (for showing the

@@ -56,11 +56,16 @@ impl CliReporter<'_> {
             .read_derivation(&p.drv)
             .ok()
             .and_then(|d| d.env.get(SPEC_ENV).and_then(|json| serde_json::from_str::<UnitSpec>(json).ok()));
+        let incremental = spec.as_ref().and_then(|s| s.incremental.clone());
         match spec.map(|s| s.action) {
             Some(Action::Rustc { rustc, mut args, out_subdir, build_script, dep_build_scripts, .. }) => {
                 args.insert(0, rustc);
                 args.push("--out-dir".into());
                 args.push(format!("{}/{out_subdir}", p.out));
+                if let Some(dir) = incremental {
+                    let state = cargo_backend::incremental::rustc_dir(std::path::Path::new(&dir));
+                    args.extend(["-C".into(), format!("incremental={}", state.display())]);
+                }
                 let added = if build_script.is_some() {
                     " (+ the cfgs, env and link flags of the build script's output)"
                 } else if !dep_build_scripts.is_empty() {

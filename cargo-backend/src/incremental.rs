@@ -1,0 +1,118 @@
+//! rustc's incremental state for workspace members, as cargo keeps it: per unit, outside the
+//! store, under the target directory.
+//!
+//! cargo compiles a unit incrementally when its profile says so (`incremental`, `true` in
+//! `dev` and `test`) and its package is a path package; `CARGO_INCREMENTAL` and
+//! `build.incremental` override the profile. Our units come with cargo's decision
+//! ([`crate::units::Profile::incremental`]). Such a unit's spec names a directory
+//! ([`state_dir`]: `<target>/<profile>/.nix-incremental/<crate>-<hash>`, the hash being the
+//! unit's `-C metadata`, which does not change when its sources do) that the builder reuses
+//! from one build of the unit to the next (`cargo_nix_unit::incremental`). `cargo nix clean`
+//! removes it with the target directory.
+//!
+//! That directory is part of the derivation, and the builder must be able to write it: only
+//! when builds run as this user, unsandboxed, on this machine ([`builds_run_here`]). Otherwise
+//! (a daemon, build users, the sandbox, a remote store, a store with another root) units are
+//! compiled from scratch, as before: what a daemon builds for one user's target directory
+//! should not be a derivation no other user can share.
+//!
+//! Only units built in the workspace copy get state: their working directory can be given a
+//! stable path. A path package outside the workspace root is compiled from its own store
+//! path with an absolute crate root, which changes with every edit, and rustc would discard
+//! the state each time.
+
+use std::path::{Path, PathBuf};
+
+use nix_rs::Store;
+
+/// Where rustc keeps its state inside a unit's directory (the builder's side of it).
+pub use cargo_nix_unit::incremental::state_dir as rustc_dir;
+
+use crate::Error;
+use crate::units::Unit;
+
+/// The directory holding one unit's incremental state (`profile_dir` is the target
+/// directory's profile directory, e.g. `target/debug`).
+pub fn state_dir(profile_dir: &Path, crate_name: &str, hash: &str) -> PathBuf {
+    profile_dir.join(".nix-incremental").join(format!("{crate_name}-{hash}"))
+}
+
+/// Whether `unit` is compiled with incremental state (when [`builds_run_here`]): a rustc unit
+/// that cargo compiles incrementally, built in the workspace copy.
+pub fn wants(unit: &Unit, in_workspace_copy: bool) -> bool {
+    unit.profile.incremental && in_workspace_copy && !unit.is_build_script_run()
+}
+
+/// Nix's settings that decide where and as whom builds run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildPlace<'a> {
+    /// The store's canonical URI ([`Store::uri`]).
+    pub uri: &'a str,
+    /// The URI it was opened with, with its parameters.
+    pub requested: &'a str,
+    /// Nix's `sandbox` setting.
+    pub sandbox: &'a str,
+    /// Nix's `build-users-group` setting.
+    pub build_users_group: &'a str,
+    /// Whether this process runs as root (Nix uses build users only then).
+    pub root: bool,
+}
+
+/// Whether the builds of `place` run on this machine, as this user, outside a sandbox: then
+/// the builder can keep state in the user's target directory.
+pub fn builds_run_here(place: &BuildPlace) -> bool {
+    let scheme = place.uri.split('?').next().unwrap_or("");
+    let local = scheme == "local" || scheme.starts_with('/');
+    // A store with another root builds in a chroot (Nix forces it), where the target
+    // directory is not visible.
+    let params = place.requested.split_once('?').map_or("", |(_, q)| q);
+    let other_root = params.split('&').any(|p| p.starts_with("root=") || p.starts_with("real="));
+    let build_users = place.root && !place.build_users_group.trim().is_empty();
+    local && !other_root && place.sandbox.trim() == "false" && !build_users
+}
+
+/// [`builds_run_here`] for `store`, with Nix's settings as this process reads them.
+pub fn available(store: &Store) -> Result<bool, Error> {
+    let setting = |name: &str| nix_rs::settings::get(name).map_err(|e| Error::Nix(format!("reading {name}"), e));
+    let uri = store.uri().map_err(|e| Error::Nix("reading the store URI".into(), e))?;
+    let requested = store.uri_with_params();
+    let (sandbox, group) = (setting("sandbox")?, setting("build-users-group")?);
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    Ok(builds_run_here(&BuildPlace {
+        uri: &uri,
+        requested: &requested,
+        sandbox: &sandbox,
+        build_users_group: &group,
+        root,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn place<'a>(uri: &'a str, requested: &'a str, sandbox: &'a str, group: &'a str, root: bool) -> BuildPlace<'a> {
+        BuildPlace { uri, requested, sandbox, build_users_group: group, root }
+    }
+
+    #[test]
+    fn only_local_unsandboxed_builds_as_this_user_keep_state() {
+        assert!(builds_run_here(&place("local", "auto", "false", "", true)));
+        assert!(builds_run_here(&place("local", "local?store=/tmp/s/nix/store&state=/tmp/s/state", "false", "", true)));
+        assert!(builds_run_here(&place("local", "local", "false", "nixbld", false)), "no build users for non-root");
+        assert!(!builds_run_here(&place("local", "local", "false", "nixbld", true)), "root builds as nixbld");
+        assert!(!builds_run_here(&place("local", "local", "true", "", true)), "sandbox");
+        assert!(!builds_run_here(&place("local", "local", "relaxed", "", true)), "sandbox");
+        assert!(!builds_run_here(&place("local", "local?root=/tmp/r", "false", "", true)), "chroot store");
+        assert!(!builds_run_here(&place("daemon", "daemon", "false", "", true)));
+        assert!(!builds_run_here(&place("unix:///tmp/sock", "unix:///tmp/sock", "false", "", true)));
+        assert!(!builds_run_here(&place("ssh-ng://localhost", "ssh-ng://localhost", "false", "", true)));
+    }
+
+    #[test]
+    fn state_is_per_unit_under_the_profile_dir() {
+        let d = state_dir(Path::new("/w/target/debug"), "app", "0123abcd");
+        assert_eq!(d, Path::new("/w/target/debug/.nix-incremental/app-0123abcd"));
+    }
+}

@@ -1,0 +1,161 @@
+//! rustc's incremental state for one unit, kept outside the store across builds.
+//!
+//! cargo compiles workspace members incrementally (`-C incremental=`). A unit's derivation is
+//! built afresh after every edit, so the state lives in a directory outside the store that the
+//! planner names per unit (stable across edits) and that the builder finds again:
+//!
+//! - `lock`: held (`flock`) while a build uses the directory, so two builds of the same unit
+//!   (two edits built at once by two processes) take turns;
+//! - `cwd/`: where rustc runs. rustc tracks its working directory: another one throws the
+//!   whole state away. The store copy of the workspace has a new path after every edit, so
+//!   rustc runs here instead, among links to the copy's top-level entries. Relative crate roots
+//!   (`crates/member/src/lib.rs`), `file!()`, and `include_str!("../../README.md")` resolve as
+//!   they do in the copy;
+//! - `rustc/`: the `-C incremental=` directory.
+//!
+//! State only saves time: rustc's output equals a from-scratch compile's. A directory the build
+//! cannot use (not writable by the user the build runs as) is replaced by a fresh one inside
+//! the build directory, which compiles from scratch. When rustc fails with state and the
+//! failure points at no source line (rustc panicked, or an object file of the state no longer
+//! links), the builder removes the state and compiles again from scratch, once
+//! ([`Session::reset`]).
+
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+/// rustc's `-C incremental=` directory inside a unit's directory `dir`.
+pub fn state_dir(dir: &Path) -> PathBuf {
+    dir.join("rustc")
+}
+
+/// A unit's incremental directory, locked for this build.
+#[derive(Debug)]
+pub struct Session {
+    root: PathBuf,
+    /// The `flock`ed file, released when dropped.
+    _lock: File,
+    /// Why the planner's directory could not be used, if a fresh one replaced it.
+    pub fallback: Option<String>,
+    /// Whether rustc finds state of an earlier build (else a failure cannot be the state's).
+    pub had_state: bool,
+}
+
+impl Session {
+    /// Opens the unit's directory `dir`, or a fresh one under `scratch` when `dir` cannot be
+    /// used, and lays out `cwd/` as links to the entries of `tree` (the working directory the
+    /// spec names).
+    pub fn open(dir: &Path, tree: &Path, scratch: &Path) -> io::Result<Session> {
+        let mut session = match Session::lock(dir) {
+            Ok(s) => s,
+            Err(e) => {
+                let mut s = Session::lock(&scratch.join("incremental"))?;
+                s.fallback = Some(format!("{}: {e}", dir.display()));
+                s
+            }
+        };
+        if let Err(e) = session.link_tree(tree) {
+            // A `cwd/` that cannot be laid out (e.g. a leftover of another user): from scratch.
+            let mut s = Session::lock(&scratch.join("incremental"))?;
+            s.link_tree(tree)?;
+            s.fallback = Some(format!("{}: {e}", session.root.display()));
+            session = s;
+        }
+        Ok(session)
+    }
+
+    fn lock(dir: &Path) -> io::Result<Session> {
+        fs::create_dir_all(dir)?;
+        let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("lock"))?;
+        // SAFETY: flock on a descriptor `file` owns for the whole call; it blocks until no
+        // other build of this unit holds the lock, which is released when `file` is closed.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let had_state = fs::read_dir(state_dir(dir)).is_ok_and(|mut d| d.next().is_some());
+        Ok(Session { root: dir.to_path_buf(), _lock: file, fallback: None, had_state })
+    }
+
+    /// Replaces `cwd/` with one link per top-level entry of `tree`.
+    fn link_tree(&self, tree: &Path) -> io::Result<()> {
+        let cwd = self.cwd();
+        // Only links live there: removing it never follows them into the store.
+        if fs::symlink_metadata(&cwd).is_ok() {
+            fs::remove_dir_all(&cwd)?;
+        }
+        fs::create_dir(&cwd)?;
+        for entry in fs::read_dir(tree)? {
+            let entry = entry?;
+            std::os::unix::fs::symlink(entry.path(), cwd.join(entry.file_name()))?;
+        }
+        Ok(())
+    }
+
+    /// Where rustc runs.
+    pub fn cwd(&self) -> PathBuf {
+        self.root.join("cwd")
+    }
+
+    /// rustc's `-C incremental=` directory.
+    pub fn state(&self) -> PathBuf {
+        state_dir(&self.root)
+    }
+
+    /// Removes rustc's state: the next compile starts from scratch.
+    pub fn reset(&self) -> io::Result<()> {
+        match fs::remove_dir_all(self.state()) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("cargo-nix-unit-incr-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn cwd_links_the_tree_and_follows_a_new_one() {
+        let t = temp("links");
+        for tree in ["tree1", "tree2"] {
+            fs::create_dir_all(t.join(tree).join("member/src")).unwrap();
+            fs::write(t.join(tree).join("README.md"), tree).unwrap();
+        }
+        let s = Session::open(&t.join("unit"), &t.join("tree1"), &t.join("scratch")).unwrap();
+        assert_eq!(s.cwd(), t.join("unit/cwd"));
+        assert!(s.fallback.is_none());
+        assert_eq!(fs::read_to_string(s.cwd().join("member/src/../../README.md")).unwrap(), "tree1");
+        fs::create_dir_all(s.state().join("x")).unwrap();
+        drop(s);
+        fs::remove_dir_all(t.join("tree1/member")).unwrap();
+        let s = Session::open(&t.join("unit"), &t.join("tree2"), &t.join("scratch")).unwrap();
+        assert_eq!(fs::read_to_string(s.cwd().join("README.md")).unwrap(), "tree2");
+        assert!(s.cwd().join("member/src").is_dir(), "links point into the new tree");
+        assert!(s.state().join("x").is_dir(), "the state is kept");
+        s.reset().unwrap();
+        assert!(!s.state().exists());
+        s.reset().unwrap();
+        fs::remove_dir_all(&t).unwrap();
+    }
+
+    #[test]
+    fn an_unusable_directory_falls_back_to_scratch() {
+        let t = temp("fallback");
+        fs::create_dir_all(t.join("tree")).unwrap();
+        // A file where the directory should be: creating it fails, whoever runs the test.
+        fs::write(t.join("unit"), "not a directory").unwrap();
+        let s = Session::open(&t.join("unit"), &t.join("tree"), &t.join("scratch")).unwrap();
+        assert_eq!(s.cwd(), t.join("scratch/incremental/cwd"));
+        assert!(s.fallback.as_deref().unwrap().contains("unit"), "{:?}", s.fallback);
+        fs::remove_dir_all(&t).unwrap();
+    }
+}
