@@ -392,3 +392,23 @@ fn every_unit_built_by_a_remote_builder() {
     assert!(m.sshd.sessions() >= outs.len(), "{} sessions for {} units", m.sshd.sessions(), outs.len());
     m.check_outputs_and_app(&fx, &outs);
 }
+
+/// `-j 2` on an ssh-ng store builds two units at once (a store connection per worker): the
+/// fixture's two build scripts each wait for the other's to start, so a build that ran them one
+/// at a time fails.
+#[test]
+fn ssh_ng_builds_as_many_units_at_once_as_jobs() {
+    let m = Machines::new();
+    let fx = Fixture::new("rendezvous");
+    let _ = std::fs::remove_dir_all("/tmp/libnix-rendezvous");
+    let out = run_with_timeout(
+        fx.cargo_nix_build_cmd(&m.ssh_ng_uri())
+            .args(["-j", "2", "--local-store", m.local.uri()])
+            .env("NIX_SSHOPTS", m.sshd.ssh_opts()),
+        BUILD_TIMEOUT,
+    );
+    let run = NixRun::from_output(out);
+    assert!(run.success(), "the two build scripts did not run at once:\n{}\nsshd log:\n{}", run.stderr, m.sshd.log());
+    assert!(m.sshd.sessions() >= 2, "{} ssh sessions for two workers", m.sshd.sessions());
+    let _ = std::fs::remove_dir_all("/tmp/libnix-rendezvous");
+}

@@ -7,8 +7,11 @@
 //!
 //! Not for `ssh-ng://` and `ssh://`: there Nix 2.26 answers `max-connections > 1` by starting
 //! an SSH master connection (`ssh -M`), which hung in the loopback tests (tests/remote.rs),
-//! even when the host key is wrong. Those keep Nix's single connection. Local stores have no
-//! such setting (Nix warns about unknown ones), so nothing is added for them either.
+//! even when the host key is wrong. Those are opened once more per extra worker instead
+//! ([`extra_stores`]), each store with Nix's single connection (its own `ssh` session and
+//! remote `nix-daemon --stdio`), so N workers build N units at once; planning and copying
+//! back keep the first store's one session. Local stores have no such setting (Nix warns
+//! about unknown ones), so nothing is added for them either.
 
 /// The store parameters to open `uri` with for `jobs` workers: `max-connections = jobs` for a
 /// store with a connection pool whose URI does not set it itself, else nothing.
@@ -19,9 +22,27 @@ pub fn store_params(uri: &str, jobs: usize) -> Vec<(&'static str, String)> {
     if pooled && !set_already && jobs > 1 { vec![("max-connections", jobs.to_string())] } else { Vec::new() }
 }
 
+/// How many more times to open `uri` for `jobs` workers: one store per extra worker for SSH
+/// stores (see the module docs), none for the others.
+pub fn extra_stores(uri: &str, jobs: usize) -> usize {
+    let scheme = uri.split("://").next().unwrap_or("");
+    if uri.contains("://") && matches!(scheme, "ssh-ng" | "ssh") { jobs.saturating_sub(1) } else { 0 }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::store_params;
+    use super::{extra_stores, store_params};
+
+    #[test]
+    fn ssh_stores_get_a_store_per_extra_worker() {
+        assert_eq!(extra_stores("ssh-ng://user@host?store=/x", 4), 3);
+        assert_eq!(extra_stores("ssh://host", 2), 1);
+        assert_eq!(extra_stores("ssh-ng://host", 1), 0);
+        assert_eq!(extra_stores("ssh-ng://host", 0), 0);
+        for other in ["auto", "daemon", "local", "unix:///s", "file:///cache", "/some/dir"] {
+            assert_eq!(extra_stores(other, 4), 0, "{other}");
+        }
+    }
 
     #[test]
     fn one_connection_per_worker_for_pooled_stores_only() {

@@ -25,8 +25,9 @@ use std::path::{Path, PathBuf};
 
 use nix_rs::Store;
 
-/// Where rustc keeps its state inside a unit's directory (the builder's side of it).
-pub use cargo_nix_unit::incremental::state_dir as rustc_dir;
+/// Where rustc keeps its state, and writes its outputs, inside a unit's directory (the
+/// builder's side of it).
+pub use cargo_nix_unit::incremental::{out_dir as rustc_out_dir, state_dir as rustc_dir};
 
 use crate::Error;
 use crate::units::Unit;

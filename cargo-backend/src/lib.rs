@@ -91,6 +91,9 @@ pub struct BuildOptions {
     /// Stops the build when requested (e.g. from a Ctrl-C handler, together with
     /// [`nix_rs::interrupt`]): nothing new starts and nothing is installed.
     pub stop: Stop,
+    /// More connections to the build store for the scheduler's workers
+    /// ([`SchedulerOptions::worker_stores`], [`connections::extra_stores`]).
+    pub worker_stores: Vec<std::sync::Arc<Store>>,
 }
 
 impl Default for BuildOptions {
@@ -102,6 +105,7 @@ impl Default for BuildOptions {
             cache: None,
             pipelining: false,
             stop: Stop::default(),
+            worker_stores: Vec::new(),
         }
     }
 }
@@ -380,7 +384,12 @@ pub fn build_with_cache(
     };
     let incremental = incremental::available(store)?;
     let stop = &options.stop;
-    let sched = SchedulerOptions { jobs: options.jobs, keep_going: options.keep_going, stop: stop.clone() };
+    let sched = SchedulerOptions {
+        jobs: options.jobs,
+        keep_going: options.keep_going,
+        stop: stop.clone(),
+        worker_stores: options.worker_stores.clone(),
+    };
     let (mut plan_time, mut source_time, mut build_time) = Default::default();
     // At most two rounds: the second when a build script declared (`rerun-if-env-changed`) a
     // variable that is set but that it could not see on its first run; it runs again with it,

@@ -157,6 +157,10 @@ pub struct SchedulerOptions {
     pub keep_going: bool,
     /// Stops the run when requested.
     pub stop: Stop,
+    /// Stores the first workers realise on, one each (another connection to the same store,
+    /// for stores whose one connection would build one unit at a time: see
+    /// [`crate::connections`]); the other workers use the store [`realise`] is given.
+    pub worker_stores: Vec<Arc<Store>>,
 }
 
 struct Job {
@@ -352,10 +356,11 @@ pub fn realise(
     let (msg_tx, msg_rx) = unbounded::<Message>();
     let jobs = options.jobs.max(1);
     std::thread::scope(|s| -> Result<(), Error> {
-        for _ in 0..jobs {
+        for k in 0..jobs {
             let (rx, tx) = (job_rx.clone(), msg_tx.clone());
             let stop = &options.stop;
-            s.spawn(move || worker(store, cache, stop, rx, tx));
+            let own = options.worker_stores.get(k).map_or(store, |s| &**s);
+            s.spawn(move || worker(own, cache, stop, rx, tx));
         }
         drop(msg_tx);
         let mut in_flight = 0usize;

@@ -11,7 +11,9 @@
 //!   rustc runs here instead, among links to the copy's top-level entries. Relative crate roots
 //!   (`crates/member/src/lib.rs`), `file!()`, and `include_str!("../../README.md")` resolve as
 //!   they do in the copy;
-//! - `rustc/`: the `-C incremental=` directory.
+//! - `rustc/`: the `-C incremental=` directory;
+//! - `out/`: rustc's `--out-dir`, emptied after each build into `$out` (rustc tracks its
+//!   output directory too, and `$out` is a new path every build).
 //!
 //! State only saves time: rustc's output equals a from-scratch compile's. A directory the build
 //! cannot use (not writable by the user the build runs as) is replaced by a fresh one inside
@@ -28,6 +30,11 @@ use std::path::{Path, PathBuf};
 /// rustc's `-C incremental=` directory inside a unit's directory `dir`.
 pub fn state_dir(dir: &Path) -> PathBuf {
     dir.join("rustc")
+}
+
+/// rustc's `--out-dir` inside a unit's directory `dir`.
+pub fn out_dir(dir: &Path) -> PathBuf {
+    dir.join("out")
 }
 
 /// A unit's incremental directory, locked for this build.
@@ -103,6 +110,40 @@ impl Session {
         state_dir(&self.root)
     }
 
+    /// rustc's `--out-dir`. rustc tracks it with its state (another one throws the state
+    /// away), and `$out` is a new path every build.
+    pub fn out(&self) -> PathBuf {
+        out_dir(&self.root)
+    }
+
+    /// Empties [`Session::out`] (what a failed or interrupted run left).
+    pub fn clear_out(&self) -> io::Result<()> {
+        let out = self.out();
+        if fs::symlink_metadata(&out).is_ok() {
+            fs::remove_dir_all(&out)?;
+        }
+        fs::create_dir(&out)
+    }
+
+    /// Moves what rustc wrote into [`Session::out`] to `to` (renamed when on the same file
+    /// system, else copied). Dep-info files name their outputs: those names are made `to`'s.
+    pub fn deliver(&self, to: &Path) -> io::Result<()> {
+        let from = self.out();
+        for entry in fs::read_dir(&from)? {
+            let entry = entry?;
+            let target = to.join(entry.file_name());
+            if entry.path().extension().is_some_and(|x| x == "d") {
+                let text = fs::read_to_string(entry.path())?;
+                fs::write(&target, rename_outputs(&text, &from, to))?;
+                fs::remove_file(entry.path())?;
+            } else if fs::rename(entry.path(), &target).is_err() {
+                fs::copy(entry.path(), &target)?;
+                fs::remove_file(entry.path())?;
+            }
+        }
+        Ok(())
+    }
+
     /// Removes rustc's state: the next compile starts from scratch.
     pub fn reset(&self) -> io::Result<()> {
         match fs::remove_dir_all(self.state()) {
@@ -110,6 +151,13 @@ impl Session {
             _ => Ok(()),
         }
     }
+}
+
+/// `text` (a Makefile-style dep-info file) with every path in directory `from` made one in
+/// `to`.
+fn rename_outputs(text: &str, from: &Path, to: &Path) -> String {
+    let (from, to) = (format!("{}/", from.display()), format!("{}/", to.display()));
+    text.replace(&from, &to)
 }
 
 #[cfg(test)]
@@ -144,6 +192,30 @@ mod tests {
         s.reset().unwrap();
         assert!(!s.state().exists());
         s.reset().unwrap();
+        fs::remove_dir_all(&t).unwrap();
+    }
+
+    #[test]
+    fn outputs_move_out_with_their_dep_info_renamed() {
+        let t = temp("deliver");
+        fs::create_dir_all(t.join("tree")).unwrap();
+        let s = Session::open(&t.join("unit"), &t.join("tree"), &t.join("scratch")).unwrap();
+        s.clear_out().unwrap();
+        let out = s.out();
+        fs::write(out.join("libx-1.rlib"), "rlib").unwrap();
+        let dep = format!("{0}/libx-1.rlib: src/lib.rs\n\n{0}/x-1.d: src/lib.rs\n\nsrc/lib.rs:\n", out.display());
+        fs::write(out.join("x-1.d"), dep).unwrap();
+        let to = t.join("store-out/lib");
+        fs::create_dir_all(&to).unwrap();
+        s.deliver(&to).unwrap();
+        assert_eq!(fs::read_to_string(to.join("libx-1.rlib")).unwrap(), "rlib");
+        let d = fs::read_to_string(to.join("x-1.d")).unwrap();
+        assert!(d.starts_with(&format!("{}/libx-1.rlib: src/lib.rs", to.display())), "{d}");
+        assert!(!d.contains(out.to_str().unwrap()), "{d}");
+        assert_eq!(fs::read_dir(&out).unwrap().count(), 0, "nothing stays behind");
+        fs::write(out.join("leftover.o"), "").unwrap();
+        s.clear_out().unwrap();
+        assert_eq!(fs::read_dir(&out).unwrap().count(), 0);
         fs::remove_dir_all(&t).unwrap();
     }
 

@@ -103,6 +103,15 @@ pub fn run(spec: &UnitSpec, out: &Path) -> Result<(), UnitFailure> {
                 Some(dir) => Some(incremental_session(dir, spec)?),
                 None => None,
             };
+            // With state, rustc writes into a directory of the state's (rustc tracks its output
+            // directory too), and the files are moved to `$out` afterwards.
+            let rustc_out = match &session {
+                Some(s) => {
+                    s.clear_out().map_err(|e| UnitFailure(format!("clearing {}: {e}", s.out().display())))?;
+                    s.out()
+                }
+                None => artifacts.clone(),
+            };
             let command = || -> Result<Command, UnitFailure> {
                 let mut cmd = base_command(spec, rustc)?;
                 cmd.args(args);
@@ -134,7 +143,7 @@ pub fn run(spec: &UnitSpec, out: &Path) -> Result<(), UnitFailure> {
                 if *metadata_only {
                     cmd.arg("-Zno-codegen");
                 }
-                cmd.arg("--out-dir").arg(&artifacts);
+                cmd.arg("--out-dir").arg(&rustc_out);
                 if let Some(s) = &session {
                     cmd.current_dir(s.cwd());
                     cmd.arg("-C").arg(format!("incremental={}", s.state().display()));
@@ -150,14 +159,17 @@ pub fn run(spec: &UnitSpec, out: &Path) -> Result<(), UnitFailure> {
                 );
                 s.reset().map_err(|e| UnitFailure(format!("removing {}: {e}", s.state().display())))?;
                 // What the failed run left (its object files) is not part of the output.
-                fs::remove_dir_all(&artifacts)
-                    .map_err(|e| UnitFailure(format!("removing {}: {e}", artifacts.display())))?;
-                mkdir(&artifacts)?;
+                s.clear_out().map_err(|e| UnitFailure(format!("clearing {}: {e}", s.out().display())))?;
                 run = run_rustc(command()?, spec, out)?;
             }
             let status = run.status;
             if !status.success() {
                 return Err(UnitFailure(format!("error: could not compile {} ({status})", spec.label)));
+            }
+            if let Some(s) = &session {
+                s.deliver(&artifacts).map_err(|e| {
+                    UnitFailure(format!("moving {} to {}: {e}", s.out().display(), artifacts.display()))
+                })?;
             }
             if *metadata_only {
                 remove_codegen_stubs(&artifacts)?;

@@ -62,12 +62,27 @@ fn open_store(uri: &str, jobs: usize) -> Result<Store> {
     Ok(store)
 }
 
+/// The stores of a build ([`open_stores`]).
+struct Stores {
+    /// The store to build in.
+    build: Store,
+    /// The local store target/ links into, when the build store is another.
+    local: Option<Store>,
+    /// More connections to the build store, for the scheduler's workers
+    /// ([`connections::extra_stores`]).
+    workers: Vec<std::sync::Arc<Store>>,
+}
+
 /// The store to build in, made the one Nix's build hook uses (remote builders copy inputs from
-/// and outputs back into it), and the local store target/ links into when that is another.
-fn open_stores(args: &BuildArgs) -> Result<(Store, Option<Store>)> {
+/// and outputs back into it), the local store target/ links into when that is another, and,
+/// for an SSH store, one more connection per extra worker.
+fn open_stores(args: &BuildArgs) -> Result<Stores> {
     let jobs = args.jobs.filter(|&j| j > 0).unwrap_or_else(|| BuildOptions::default().jobs);
     let store = open_store(&args.store, jobs)?;
     store.set_as_default().with_context(|| format!("making '{}' Nix's `store` setting", args.store))?;
+    let workers = (0..connections::extra_stores(&args.store, jobs))
+        .map(|_| open_store(&args.store, jobs).map(std::sync::Arc::new))
+        .collect::<Result<Vec<_>>>()?;
     let local = match &args.local_store {
         Some(uri) => Some(open_store(uri, 1).context("opening the --local-store")?),
         None if !store.is_on_this_machine() => Some(
@@ -76,7 +91,7 @@ fn open_stores(args: &BuildArgs) -> Result<(Store, Option<Store>)> {
         ),
         None => None,
     };
-    Ok((store, local))
+    Ok(Stores { build: store, local, workers })
 }
 
 /// What a build gives the commands that run its outputs.
@@ -134,7 +149,7 @@ fn build_in(
     let cargo_time = start.elapsed();
     let toolchain = Toolchain::detect_cached(&mut cache)?;
     check_targets_installed(&ws, &toolchain)?;
-    let (store, local_store) = open_stores(args)?;
+    let Stores { build: store, local: local_store, workers: worker_stores } = open_stores(args)?;
     let source = match args.toolchain {
         ToolchainFrom::Auto => ToolchainSource::Auto,
         ToolchainFrom::Store => ToolchainSource::Store,
@@ -153,6 +168,7 @@ fn build_in(
         cache: args.cache.clone(),
         pipelining: args.pipelining == Switch::On,
         stop: stop.clone(),
+        worker_stores,
         ..BuildOptions::default()
     };
     if let Some(j) = args.jobs {

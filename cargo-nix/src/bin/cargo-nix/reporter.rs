@@ -61,10 +61,15 @@ impl CliReporter<'_> {
             Some(Action::Rustc { rustc, mut args, out_subdir, build_script, dep_build_scripts, .. }) => {
                 args.insert(0, rustc);
                 args.push("--out-dir".into());
-                args.push(format!("{}/{out_subdir}", p.out));
-                if let Some(dir) = incremental {
-                    let state = cargo_backend::incremental::rustc_dir(std::path::Path::new(&dir));
-                    args.extend(["-C".into(), format!("incremental={}", state.display())]);
+                match incremental {
+                    // The builder moves what rustc writes there to the output afterwards.
+                    Some(dir) => {
+                        let dir = std::path::Path::new(&dir);
+                        args.push(cargo_backend::incremental::rustc_out_dir(dir).display().to_string());
+                        let state = cargo_backend::incremental::rustc_dir(dir);
+                        args.extend(["-C".into(), format!("incremental={}", state.display())]);
+                    }
+                    None => args.push(format!("{}/{out_subdir}", p.out)),
                 }
                 let added = if build_script.is_some() {
                     " (+ the cfgs, env and link flags of the build script's output)"
