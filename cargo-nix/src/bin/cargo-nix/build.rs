@@ -204,7 +204,7 @@ fn build_in(
         );
         for (u, unit) in report.units.iter().zip(&ws.graph.units) {
             let outcome = match u.outcome {
-                Outcome::Built(_) => "built",
+                Outcome::Built(took) => &format!("built in {:.3}s", took.as_secs_f64()),
                 Outcome::Reused => "reused",
                 Outcome::Substituted => "substituted",
                 Outcome::Failed(_) => "failed",
