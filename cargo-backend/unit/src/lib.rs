@@ -6,9 +6,11 @@
 //! freely without rebuilding anything.
 //!
 //! - [`build_script`]: a build script's stdout read as cargo reads it;
+//! - [`jobserver`]: the jobserver `cargo nix` offers its builders, found without the derivation;
 //! - [`spec`]: the JSON a derivation carries (what to run);
 //! - [`run_unit`]: running it (rustc or a build script) inside the build.
 
 pub mod build_script;
+pub mod jobserver;
 pub mod run_unit;
 pub mod spec;
