@@ -522,13 +522,13 @@ fn verbose_shows_commands() {
     assert!(greeter.contains(" --out-dir ") && greeter.contains("'feature=\"default\"'"), "{greeter}");
     assert!(running.iter().any(|l| l.contains("/bin/build_script_build-")), "build-script runs:\n{}", run.stderr);
     assert!(run.stderr.lines().any(|l| l.trim_start().starts_with("Derivation ") && l.ends_with(".drv")));
-    // Every built unit's closing line says how long its realise took.
+    // Every built unit gets a line saying how long its realise took.
     let timed = run
         .stderr
         .lines()
-        .filter(|l| l.trim_start().starts_with("Unit ") && l.contains("] built in ") && l.contains("s: "))
+        .filter(|l| l.trim_start().starts_with("Realised ") && l.contains("] in ") && l.ends_with('s'))
         .count();
-    assert_eq!(timed, run.built, "one timed `Unit` line per built unit:\n{}", run.stderr);
+    assert_eq!(timed, run.built, "one `Realised` line per built unit:\n{}", run.stderr);
     let again = fx.cargo_nix("build", &["-v"]);
     assert!(again.stderr.contains("       Fresh greeter v0.1.0 ("), "{}", again.stderr);
     assert!(!again.stderr.contains("Running `"), "{}", again.stderr);
