@@ -510,6 +510,16 @@ fn progress_bar_when_forced() {
 
 /// `-v` shows each unit's command as it starts (with its derivation), and fresh units.
 #[test]
+fn build_scripts_get_a_usable_jobserver_as_under_cargo() {
+    // cargo hands build scripts (and rustc) its jobserver; cargo nix hands them its own, found
+    // by the builder through its parent process, not through the derivation.
+    let fx = Fixture::new("jobserver");
+    let (expected, got, run) = fx.both_outputs("jobserver-probe", &["-j", "2"]);
+    assert_eq!(expected, "build script saw: a jobserver with a token\n");
+    assert_eq!(got, expected, "{}", run.stderr);
+}
+
+#[test]
 fn verbose_shows_commands() {
     let fx = Fixture::new("basic");
     let run = fx.cargo_nix("build", &["-v"]);
