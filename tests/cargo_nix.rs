@@ -510,6 +510,16 @@ fn progress_bar_when_forced() {
 
 /// `-v` shows each unit's command as it starts (with its derivation), and fresh units.
 #[test]
+fn build_scripts_get_a_usable_jobserver_as_under_cargo() {
+    // cargo hands build scripts (and rustc) its jobserver; cargo nix hands them its own, found
+    // by the builder through its parent process, not through the derivation.
+    let fx = Fixture::new("jobserver");
+    let (expected, got, run) = fx.both_outputs("jobserver-probe", &["-j", "2"]);
+    assert_eq!(expected, "build script saw: a jobserver with a token\n");
+    assert_eq!(got, expected, "{}", run.stderr);
+}
+
+#[test]
 fn verbose_shows_commands() {
     let fx = Fixture::new("basic");
     let run = fx.cargo_nix("build", &["-v"]);
@@ -522,6 +532,13 @@ fn verbose_shows_commands() {
     assert!(greeter.contains(" --out-dir ") && greeter.contains("'feature=\"default\"'"), "{greeter}");
     assert!(running.iter().any(|l| l.contains("/bin/build_script_build-")), "build-script runs:\n{}", run.stderr);
     assert!(run.stderr.lines().any(|l| l.trim_start().starts_with("Derivation ") && l.ends_with(".drv")));
+    // Every built unit gets a line saying how long its realise took.
+    let timed = run
+        .stderr
+        .lines()
+        .filter(|l| l.trim_start().starts_with("Realised ") && l.contains("] in ") && l.ends_with('s'))
+        .count();
+    assert_eq!(timed, run.built, "one `Realised` line per built unit:\n{}", run.stderr);
     let again = fx.cargo_nix("build", &["-v"]);
     assert!(again.stderr.contains("       Fresh greeter v0.1.0 ("), "{}", again.stderr);
     assert!(!again.stderr.contains("Running `"), "{}", again.stderr);

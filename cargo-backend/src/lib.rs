@@ -21,6 +21,7 @@ pub mod cache;
 pub mod connections;
 pub mod incremental;
 pub mod install;
+pub mod jobserver;
 pub mod messages;
 pub mod plan;
 pub mod queue;
@@ -390,6 +391,9 @@ pub fn build_with_cache(
         stop: stop.clone(),
         worker_stores: options.worker_stores.clone(),
     };
+    // Offered to the builders for as long as units are built; without it (it could not be
+    // made) rustc makes its own, as before.
+    let _jobserver = jobserver::Offer::new(options.jobs.saturating_sub(1)).ok();
     let (mut plan_time, mut source_time, mut build_time) = Default::default();
     // At most two rounds: the second when a build script declared (`rerun-if-env-changed`) a
     // variable that is set but that it could not see on its first run; it runs again with it,

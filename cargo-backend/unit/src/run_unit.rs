@@ -55,6 +55,13 @@ fn base_command(spec: &UnitSpec, program: &str) -> Result<Command, UnitFailure> 
             cmd.env(key, v);
         }
     }
+    // cargo's jobserver, as cargo hands it to rustc and build scripts (not in the derivation:
+    // see `jobserver`).
+    if !spec.env.contains_key("CARGO_MAKEFLAGS") {
+        if let Some(flags) = crate::jobserver::offered_by_parent() {
+            cmd.env("CARGO_MAKEFLAGS", flags);
+        }
+    }
     if !spec.env.contains_key("HOME") {
         let home = build_dir().join("home");
         fs::create_dir_all(&home).map_err(|e| UnitFailure(format!("creating {}: {e}", home.display())))?;

@@ -219,6 +219,12 @@ fn build_in(
             ),
         );
         for (u, unit) in report.units.iter().zip(&ws.graph.units) {
+            if let Outcome::Built(took) = u.outcome {
+                status.line(
+                    "Realised",
+                    &format!("{} [{} {}] in {:.3}s", u.label, u.target_name, unit.mode, took.as_secs_f64()),
+                );
+            }
             let outcome = match u.outcome {
                 Outcome::Built(_) => "built",
                 Outcome::Reused => "reused",

@@ -1,0 +1,76 @@
+//! The jobserver this process offers the builders Nix forks from it, as cargo gives rustc and
+//! build scripts its own: a pipe holding `jobs - 1` tokens (cargo's count: the first job runs
+//! on an implicit token), which rustc's codegen threads take and give back. Without it every
+//! rustc makes its own jobserver of 32 tokens, so two units on two cores could run dozens of
+//! LLVM threads at once, and a small unit on the critical path shares the cores with all of
+//! a large unit's threads.
+//!
+//! The builder finds it without anything in the derivation (whose bytes are each unit's
+//! identity): this process keeps a memfd named [`cargo_nix_unit::jobserver::MARKER`] open,
+//! holding `/proc/<pid>/fd/<n>` of the pipe's read end; a builder whose parent is this process
+//! (a local store, no sandbox) finds it among its parent's descriptors (see
+//! [`cargo_nix_unit::jobserver`]). The scheduler does not take tokens itself, so while several
+//! units run, up to `jobs - 1` extra codegen threads run besides them (cargo: none then).
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// An offered jobserver; withdrawn (descriptors closed) when dropped.
+#[derive(Debug)]
+pub struct Offer {
+    _read: OwnedFd,
+    _write: OwnedFd,
+    _memfd: File,
+}
+
+impl Offer {
+    /// A pipe with `tokens` tokens, offered through the memfd.
+    pub fn new(tokens: usize) -> std::io::Result<Offer> {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` is a valid array of two descriptors for pipe2 to fill.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: pipe2 succeeded, so both descriptors are open and owned by nobody else.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // A pipe holds 64 KiB: far more tokens than anyone asks for.
+        let mut pipe = File::from(write.try_clone()?);
+        pipe.write_all(&vec![b'|'; tokens.min(4096)])?;
+        let name = CString::new(cargo_nix_unit::jobserver::MARKER).expect("no NUL in the marker");
+        // SAFETY: `name` is a NUL-terminated string alive for the call.
+        let memfd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+        if memfd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: memfd_create returned a new descriptor that nothing else owns.
+        let mut memfd = unsafe { File::from_raw_fd(memfd) };
+        writeln!(memfd, "/proc/{}/fd/{}", std::process::id(), read.as_raw_fd())?;
+        Ok(Offer { _read: read, _write: write, _memfd: memfd })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn builders_of_this_process_find_the_offer_and_its_tokens() {
+        let offer = Offer::new(3).unwrap();
+        let flags = cargo_nix_unit::jobserver::offered_by(std::process::id()).expect("the offer is found");
+        let fifo = flags.rsplit("--jobserver-auth=fifo:").next().unwrap().to_owned();
+        assert!(flags.starts_with("-j --jobserver-fds=fifo:/proc/"), "{flags}");
+        // Opened as rustc opens it: exactly the three tokens are there.
+        let mut pipe = std::fs::OpenOptions::new().read(true).write(true).open(&fifo).unwrap();
+        // SAFETY: fcntl on a descriptor `pipe` owns; O_NONBLOCK affects this open file only.
+        unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+        let mut buf = [0u8; 8];
+        assert_eq!(pipe.read(&mut buf).unwrap(), 3);
+        assert!(pipe.read(&mut buf).is_err(), "no fourth token");
+        pipe.write_all(b"|||").unwrap();
+        drop(offer);
+        assert_eq!(cargo_nix_unit::jobserver::offered_by(std::process::id()), None, "withdrawn when dropped");
+    }
+}
