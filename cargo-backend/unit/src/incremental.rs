@@ -13,7 +13,9 @@
 //!   they do in the copy;
 //! - `rustc/`: the `-C incremental=` directory;
 //! - `out/`: rustc's `--out-dir`, emptied after each build into `$out` (rustc tracks its
-//!   output directory too, and `$out` is a new path every build).
+//!   output directory too, and `$out` is a new path every build);
+//! - `deps/`: links to the libraries the unit reads, at paths that stay the same when a
+//!   dependency is rebuilt into a new store path ([`Session::link_deps`]).
 //!
 //! State only saves time: rustc's output equals a from-scratch compile's. A directory the build
 //! cannot use (not writable by the user the build runs as) is replaced by a fresh one inside
@@ -144,6 +146,55 @@ impl Session {
         Ok(())
     }
 
+    /// `args` with the libraries the unit reads moved to stable paths: every file of every
+    /// `-L dependency=` directory (and every `--extern` file) is linked (hard link, else a
+    /// copy) into `deps/`, which replaces those directories and paths, as cargo's
+    /// `target/debug/deps` does. rustc's state depends on where those libraries are, and a
+    /// rebuilt dependency is at a new store path; with one path changed, the dependent's code
+    /// is generated again from scratch.
+    pub fn link_deps(&self, args: &[String]) -> io::Result<Vec<String>> {
+        let deps = self.root.join("deps");
+        if fs::symlink_metadata(&deps).is_ok() {
+            fs::remove_dir_all(&deps)?;
+        }
+        fs::create_dir(&deps)?;
+        let link = |file: &Path| -> io::Result<PathBuf> {
+            let to = deps.join(file.file_name().unwrap_or_default());
+            if fs::symlink_metadata(&to).is_err() && fs::hard_link(file, &to).is_err() {
+                fs::copy(file, &to)?;
+            }
+            Ok(to)
+        };
+        let mut out = Vec::with_capacity(args.len());
+        let mut deps_arg = false;
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            match (a.as_str(), it.as_slice().first()) {
+                ("-L", Some(v)) if v.starts_with("dependency=") => {
+                    it.next();
+                    for entry in fs::read_dir(&v["dependency=".len()..])? {
+                        let path = entry?.path();
+                        if path.is_file() {
+                            link(&path)?;
+                        }
+                    }
+                    if !deps_arg {
+                        deps_arg = true;
+                        out.extend(["-L".to_owned(), format!("dependency={}", deps.display())]);
+                    }
+                }
+                ("--extern", Some(v)) if v.contains('=') => {
+                    it.next();
+                    let (name, path) = v.split_once('=').expect("checked");
+                    let linked = link(Path::new(path))?;
+                    out.extend(["--extern".to_owned(), format!("{name}={}", linked.display())]);
+                }
+                _ => out.push(a.clone()),
+            }
+        }
+        Ok(out)
+    }
+
     /// Removes rustc's state: the next compile starts from scratch.
     pub fn reset(&self) -> io::Result<()> {
         match fs::remove_dir_all(self.state()) {
@@ -216,6 +267,58 @@ mod tests {
         fs::write(out.join("leftover.o"), "").unwrap();
         s.clear_out().unwrap();
         assert_eq!(fs::read_dir(&out).unwrap().count(), 0);
+        fs::remove_dir_all(&t).unwrap();
+    }
+
+    #[test]
+    fn libraries_are_read_from_stable_paths() {
+        let t = temp("deps");
+        fs::create_dir_all(t.join("tree")).unwrap();
+        for (dir, file) in [("a/lib", "liba-1.rlib"), ("a/lib", "liba-1.rmeta"), ("b/lib", "libb-2.rlib")] {
+            fs::create_dir_all(t.join(dir)).unwrap();
+            fs::write(t.join(dir).join(file), file).unwrap();
+        }
+        fs::create_dir_all(t.join("m/lib")).unwrap();
+        fs::write(t.join("m/lib/libm-3.so"), "so").unwrap();
+        let s = Session::open(&t.join("unit"), &t.join("tree"), &t.join("scratch")).unwrap();
+        let p = |rel: &str| t.join(rel).display().to_string();
+        let args: Vec<String> = [
+            "--crate-name".into(),
+            "x".into(),
+            "-L".into(),
+            format!("dependency={}", p("a/lib")),
+            "-L".into(),
+            format!("dependency={}", p("b/lib")),
+            "--extern".into(),
+            format!("a={}", p("a/lib/liba-1.rlib")),
+            "--extern".into(),
+            format!("m={}", p("m/lib/libm-3.so")),
+            "-L".into(),
+            "native=/somewhere".into(),
+        ]
+        .into();
+        let deps = t.join("unit/deps").display().to_string();
+        let got = s.link_deps(&args).unwrap();
+        let want: Vec<String> = [
+            "--crate-name".into(),
+            "x".into(),
+            "-L".into(),
+            format!("dependency={deps}"),
+            "--extern".into(),
+            format!("a={deps}/liba-1.rlib"),
+            "--extern".into(),
+            format!("m={deps}/libm-3.so"),
+            "-L".into(),
+            "native=/somewhere".into(),
+        ]
+        .into();
+        assert_eq!(got, want);
+        for f in ["liba-1.rlib", "liba-1.rmeta", "libb-2.rlib", "libm-3.so"] {
+            assert!(t.join("unit/deps").join(f).is_file(), "{f}");
+        }
+        // The next build starts from an empty deps/: a library no longer read is gone.
+        s.link_deps(&args[..2]).unwrap();
+        assert_eq!(fs::read_dir(t.join("unit/deps")).unwrap().count(), 0);
         fs::remove_dir_all(&t).unwrap();
     }
 

@@ -119,9 +119,15 @@ pub fn run(spec: &UnitSpec, out: &Path) -> Result<(), UnitFailure> {
                 }
                 None => artifacts.clone(),
             };
+            let args = match &session {
+                Some(s) => {
+                    s.link_deps(args).map_err(|e| UnitFailure(format!("linking libraries for {}: {e}", spec.label)))?
+                }
+                None => args.clone(),
+            };
             let command = || -> Result<Command, UnitFailure> {
                 let mut cmd = base_command(spec, rustc)?;
-                cmd.args(args);
+                cmd.args(&args);
                 if let Some(bs) = build_script {
                     let o = read_script_output(bs, &spec.package)?;
                     for cfg in &o.cfgs {
