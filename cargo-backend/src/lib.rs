@@ -21,6 +21,7 @@ pub mod cache;
 pub mod connections;
 pub mod install;
 pub mod messages;
+pub mod noop;
 pub mod plan;
 pub mod queue;
 pub mod run;
