@@ -108,7 +108,8 @@ fn main() {
     // the first directory that has it, else the first library directory.
     for name in LIBRARY_FILES {
         let file = format!("{}{name}{}", env::consts::DLL_PREFIX, env::consts::DLL_SUFFIX);
-        let path = found.lib_dirs.iter().map(|d| d.join(&file)).find(|p| p.is_file()).unwrap_or_else(|| libdir.join(&file));
+        let path =
+            found.lib_dirs.iter().map(|d| d.join(&file)).find(|p| p.is_file()).unwrap_or_else(|| libdir.join(&file));
         println!("cargo::rustc-env=NIX_SYS_DLOPEN_{}={}", name.to_uppercase(), path.display());
     }
     // nix-sys's own tests run without LD_LIBRARY_PATH.
@@ -196,12 +197,11 @@ fn setup_nix_prefix() -> Option<PathBuf> {
 fn probe_pkg_config() -> Result<Found, String> {
     let mut found: Option<Found> = None;
     for name in LIBRARIES {
-        let lib =
-            pkg_config::Config::new()
-                .range_version(MIN_VERSION..MAX_VERSION)
-                .cargo_metadata(linked())
-                .probe(name)
-                .map_err(|e| e.to_string())?;
+        let lib = pkg_config::Config::new()
+            .range_version(MIN_VERSION..MAX_VERSION)
+            .cargo_metadata(linked())
+            .probe(name)
+            .map_err(|e| e.to_string())?;
         let prefix = pkg_config::get_variable(name, "prefix").ok().map(PathBuf::from);
         match &mut found {
             None => {

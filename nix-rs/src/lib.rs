@@ -62,8 +62,8 @@ pub use context::strip_ansi;
 pub use derivation::{Derivation, DerivationBuilder, DerivationOutputs};
 pub use error::{BuildFailure, Error, NixErrorCode, Result};
 pub use interrupt::{interrupt, is_interrupted};
-pub use source::{AddPathOptions, FileKind};
 pub use roots::indirect_root_registered;
+pub use source::{AddPathOptions, FileKind};
 pub use store::{Store, StorePath};
 
 use context::Context;

@@ -123,7 +123,9 @@ fn fn_pointer_type(sig: &syn::Signature) -> Result<String, String> {
 fn link_name(f: &syn::ForeignItemFn) -> Option<String> {
     f.attrs.iter().find(|a| a.path().is_ident("link_name")).and_then(|a| match &a.meta {
         syn::Meta::NameValue(nv) => match &nv.value {
-            syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) => Some(s.value().trim_start_matches('\u{1}').to_owned()),
+            syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) => {
+                Some(s.value().trim_start_matches('\u{1}').to_owned())
+            }
             _ => None,
         },
         _ => None,

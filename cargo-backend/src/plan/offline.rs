@@ -70,8 +70,7 @@ pub fn cached_sources(
     dirs.sort_by(|a, b| a.manifest_dir.cmp(&b.manifest_dir));
     dirs.dedup_by(|a, b| a.manifest_dir == b.manifest_dir);
     for pkg in dirs {
-        let excluded =
-            crate::workspace::source_exclusions(&pkg.manifest_dir, ws.manifest_dirs(), &ws.target_dir);
+        let excluded = crate::workspace::source_exclusions(&pkg.manifest_dir, ws.manifest_dirs(), &ws.target_dir);
         out.push(holds(&pkg.manifest_dir, &package_fingerprint(pkg, &excluded))?);
     }
     if workspace_copy {

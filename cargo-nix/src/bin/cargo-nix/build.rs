@@ -12,8 +12,8 @@ use cargo_backend::{BuildOptions, CargoArgs, CargoCommand, Outcome, Stop, Toolch
 use cargo_nix::cargo;
 use nix_rs::Store;
 
-use cargo_backend::{connections, noop};
 use cargo_backend::toolchain::ToolchainSource;
+use cargo_backend::{connections, noop};
 
 use crate::args::{BuildArgs, Switch, ToolchainFrom};
 use crate::reporter::CliReporter;
@@ -178,9 +178,10 @@ fn build_in(
         _ => Err("--local-store and --cache are not recorded"),
     };
     if args.verbose {
-        let why = answered.as_ref().err().map_or("answered from the plan cache, no store opened".into(), |e| {
-            format!("checked by Nix: {e}")
-        });
+        let why = answered
+            .as_ref()
+            .err()
+            .map_or("answered from the plan cache, no store opened".into(), |e| format!("checked by Nix: {e}"));
         status.line("No-op", &why);
     }
     let (report, toolchain, toolchain_time) = match answered.ok() {
