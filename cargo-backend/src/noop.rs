@@ -6,7 +6,7 @@
 //! the GC roots: all answers known before it started, at the price of loading Nix's libraries
 //! (with nix-sys's `dlopen` feature, the larger part of a no-op's time). After a successful
 //! build on a store on this machine, [`record`] writes down what that check would need, and
-//! [`answer`] gives the next no-op's report from it with no Nix call at all, or `None` (then
+//! [`answer`] gives the next no-op's report from it with no Nix call at all, or what differs (then
 //! the caller builds as usual, which also repairs whatever made the answer fail).
 //!
 //! # Why it is sound
@@ -19,7 +19,7 @@
 //!   `RUST*`, `HOME`, `PATH`, `XDG_*` directories, `TMPDIR`), and the stat of Nix's configuration files and of the
 //!   store's state directory and daemon socket (which decide what `auto` means). Then each
 //!   source's fingerprint (the same functions the planner checks them with,
-//!   [`plan::offline`](crate::plan::offline)) and store path. Anything different: `None`.
+//!   [`plan::offline`]) and store path. Anything different: the full path.
 //! - **the outputs are valid**: each unit's output, each source and each store path the
 //!   toolchain lives in still exists, and each unit's output is still held by its GC root
 //!   (`target/<profile>/.nix-roots/<name>` → the path, registered in the store's

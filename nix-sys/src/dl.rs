@@ -94,7 +94,8 @@ impl std::error::Error for LoadError {}
 
 /// What was loaded: the libraries (kept open for the life of the process) and the functions.
 pub(crate) struct Loaded {
-    libraries: Vec<Library>,
+    /// Never read: held so that the libraries stay loaded (dropping one would `dlclose` it).
+    _libraries: Vec<Library>,
     api: Api,
     cxx: crate::cxx::Symbols,
 }
@@ -144,7 +145,7 @@ fn open_all() -> Result<Loaded, LoadError> {
         return Err(LoadError::Version { found, libraries: paths });
     }
     let cxx = crate::cxx::Symbols::resolve(&find).map_err(|name| LoadError::Symbol { name, libraries: paths })?;
-    Ok(Loaded { libraries, api, cxx })
+    Ok(Loaded { _libraries: libraries, api, cxx })
 }
 
 /// `2.26` of `2.26.3` (and of `2.26.3pre…`).
@@ -191,7 +192,18 @@ pub(crate) fn api() -> &'static Api {
 
 /// The resolved C++ symbols (see [`loaded`]).
 pub(crate) fn cxx() -> &'static crate::cxx::Symbols {
-    let loaded = loaded();
-    debug_assert!(!loaded.libraries.is_empty());
-    &loaded.cxx
+    &loaded().cxx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::minor_release;
+
+    #[test]
+    fn minor_release_ignores_patch_and_suffixes() {
+        assert_eq!(minor_release("2.26.3"), "2.26");
+        assert_eq!(minor_release("2.26"), "2.26");
+        assert_eq!(minor_release("2.33.0pre20251101"), "2.33");
+        assert_ne!(minor_release("2.26.3"), minor_release("2.27.0"));
+    }
 }
