@@ -8,8 +8,10 @@
 //! `libnixutilc`, `libnixstorec`, `libnixexprc` and `libnixmainc` (and with them, through
 //! their own dependencies, the C++ libraries) and resolves every function once.
 //!
-//! Where from: the absolute paths the build script found (pkg-config's libdir, or
-//! `NIX_SYS_LIB_DIR`), or the directory named by `NIX_SYS_DLOPEN_DIR` at run time.
+//! Where from: the directory named by `NIX_SYS_DLOPEN_DIR` at run time; else the absolute
+//! paths the build script found (pkg-config's libdir, or `NIX_SYS_LIB_DIR`), and when one
+//! cannot be opened, the library's file name where a linked program would find it
+//! (`LD_LIBRARY_PATH`, the program's RUNPATH, the system's directories).
 //!
 //! Errors: [`load`] returns a [`LoadError`] naming the library or symbol; nix-rs calls it
 //! before its first Nix call and turns it into its own error. A function of this crate called
@@ -118,13 +120,26 @@ pub fn library_paths() -> Vec<PathBuf> {
 fn open_all() -> Result<Loaded, LoadError> {
     let paths = library_paths();
     let mut libraries = Vec::with_capacity(paths.len());
+    let by_name_too = std::env::var_os(DIR_VAR).is_none_or(|d| d.is_empty());
     for path in &paths {
         // SAFETY: opening a library runs its initialisers (and those of its dependencies):
         // Nix's libraries are made to be loaded by any program (they are what `nix` links),
         // and this runs once (inside LOADED's initialisation). RTLD_GLOBAL makes them visible
         // to each other as when linked; RTLD_NOW reports a missing dependency here, not later.
-        let lib = unsafe { Library::open(Some(path), RTLD_NOW | RTLD_GLOBAL) }
-            .map_err(|e| LoadError::Library { path: path.clone(), reason: e.to_string() })?;
+        let open = |p: &std::ffi::OsStr| unsafe { Library::open(Some(p), RTLD_NOW | RTLD_GLOBAL) };
+        let lib = match open(path.as_os_str()) {
+            Ok(lib) => lib,
+            // Where a linked program would look (`LD_LIBRARY_PATH`, this program's RUNPATH,
+            // the system's directories), e.g. when the build-time directory is not readable
+            // by the user running the program.
+            Err(e) => match path.file_name().filter(|_| by_name_too).map(open) {
+                Some(Ok(lib)) => lib,
+                Some(Err(by_name)) => {
+                    return Err(LoadError::Library { path: path.clone(), reason: format!("{e}; by name: {by_name}") });
+                }
+                None => return Err(LoadError::Library { path: path.clone(), reason: e.to_string() }),
+            },
+        };
         libraries.push(lib);
     }
     let find = |name: &CStr| -> Option<*mut c_void> {
