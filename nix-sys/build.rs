@@ -22,6 +22,10 @@ use std::path::{Path, PathBuf};
 #[path = "build/version.rs"]
 mod version;
 
+#[cfg(feature = "dlopen")]
+#[path = "build/dlopen.rs"]
+mod dlopen;
+
 const MIN_VERSION: &str = "2.26";
 /// pkg-config accepts any 2.x from 2.26; the supported range is checked after (see
 /// `build/version.rs`), so that a too-new Nix gets a message naming it rather than "not found".
@@ -29,6 +33,14 @@ const MAX_VERSION: &str = "3.0";
 /// The version `scripts/setup-nix` builds, and so the name of its cache prefix.
 const SETUP_NIX_VERSION: &str = "2.26.3";
 const LIBRARIES: [&str; 4] = ["nix-util-c", "nix-store-c", "nix-expr-c", "nix-main-c"];
+/// The shared libraries of those, as the linker names them (`lib<name>.so`).
+const LIBRARY_FILES: [&str; 4] = ["nixutilc", "nixstorec", "nixexprc", "nixmainc"];
+
+/// Whether the Nix libraries are linked (the default) or loaded on first use (the `dlopen`
+/// feature: nothing is linked, and `src/dl.rs` opens the libraries found here by absolute path).
+fn linked() -> bool {
+    env::var_os("CARGO_FEATURE_DLOPEN").is_none()
+}
 
 /// Reads an environment variable and tells cargo to rerun when it changes.
 fn env(name: &str) -> Option<String> {
@@ -66,9 +78,11 @@ fn main() {
     // The few C++ symbols nix-rs reaches where the C API has no function (see src/lib.rs,
     // `cxx`): `nix::unix::triggerInterrupt` (libnixutil, every version) and, before 2.32,
     // `nix::setLogFormat` (libnixmain) and `nix::verbosity` (libnixutil).
-    println!("cargo::rustc-link-lib=dylib=nixutil");
-    if (major, minor) < (2, 32) {
-        println!("cargo::rustc-link-lib=dylib=nixmain");
+    if linked() {
+        println!("cargo::rustc-link-lib=dylib=nixutil");
+        if (major, minor) < (2, 32) {
+            println!("cargo::rustc-link-lib=dylib=nixmain");
+        }
     }
     for cfg in &cfgs {
         println!("cargo::rustc-cfg={cfg}");
@@ -90,6 +104,14 @@ fn main() {
     println!("cargo::rustc-env=NIX_SYS_VERSION={}", found.version);
     println!("cargo::rustc-env=NIX_SYS_BINDIR={}", bindir.display());
     println!("cargo::rustc-env=NIX_SYS_LIBDIR={}", libdir.display());
+    // The `dlopen` feature opens each library by the absolute path found now (see src/dl.rs);
+    // the first directory that has it, else the first library directory.
+    for name in LIBRARY_FILES {
+        let file = format!("{}{name}{}", env::consts::DLL_PREFIX, env::consts::DLL_SUFFIX);
+        let path =
+            found.lib_dirs.iter().map(|d| d.join(&file)).find(|p| p.is_file()).unwrap_or_else(|| libdir.join(&file));
+        println!("cargo::rustc-env=NIX_SYS_DLOPEN_{}={}", name.to_uppercase(), path.display());
+    }
     // nix-sys's own tests run without LD_LIBRARY_PATH.
     for dir in &found.lib_dirs {
         println!("cargo::rustc-link-arg=-Wl,-rpath,{}", dir.display());
@@ -108,10 +130,12 @@ fn find_nix() -> Result<Found, String> {
                 "nix-sys: NIX_SYS_INCLUDE_DIR and NIX_SYS_LIB_DIR are set, so NIX_SYS_VERSION \
                  (e.g. 2.26.3) must be set too",
             )?;
-            for name in ["nixutilc", "nixstorec", "nixexprc", "nixmainc"] {
-                println!("cargo::rustc-link-lib=dylib={name}");
+            if linked() {
+                for name in LIBRARY_FILES {
+                    println!("cargo::rustc-link-lib=dylib={name}");
+                }
+                println!("cargo::rustc-link-search=native={lib}");
             }
-            println!("cargo::rustc-link-search=native={lib}");
             return Ok(Found {
                 version,
                 source: "NIX_SYS_VERSION".into(),
@@ -173,8 +197,11 @@ fn setup_nix_prefix() -> Option<PathBuf> {
 fn probe_pkg_config() -> Result<Found, String> {
     let mut found: Option<Found> = None;
     for name in LIBRARIES {
-        let lib =
-            pkg_config::Config::new().range_version(MIN_VERSION..MAX_VERSION).probe(name).map_err(|e| e.to_string())?;
+        let lib = pkg_config::Config::new()
+            .range_version(MIN_VERSION..MAX_VERSION)
+            .cargo_metadata(linked())
+            .probe(name)
+            .map_err(|e| e.to_string())?;
         let prefix = pkg_config::get_variable(name, "prefix").ok().map(PathBuf::from);
         match &mut found {
             None => {
@@ -225,5 +252,11 @@ fn generate_bindings(include_dirs: &[PathBuf]) {
     let bindings =
         builder.generate().unwrap_or_else(|e| panic!("nix-sys: bindgen failed on the Nix C API headers: {e}"));
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    #[cfg(feature = "dlopen")]
+    {
+        let text = dlopen::rewrite(&bindings.to_string()).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(out.join("bindings.rs"), text).expect("nix-sys: cannot write bindings.rs");
+    }
+    #[cfg(not(feature = "dlopen"))]
     bindings.write_to_file(out.join("bindings.rs")).expect("nix-sys: cannot write bindings.rs");
 }

@@ -56,6 +56,9 @@ pub struct Cache {
     pub toolchain_imports: BTreeMap<String, (String, String)>,
     /// The plan stage's record.
     pub plan: crate::plan::Record,
+    /// What the last successful build leaves for a no-op answered without Nix ([`crate::noop`]).
+    #[serde(default)]
+    pub noop: Option<crate::noop::Record>,
     /// The bytes this cache was loaded from, so that [`Cache::save`] writes nothing when a
     /// run (a no-op build, typically) left every record as it found it.
     #[serde(skip)]

@@ -65,6 +65,11 @@ fn marker_of(dest: &Path) -> PathBuf {
     dir.join(".nix-links").join(dest.file_name().unwrap_or_default())
 }
 
+/// The store file `dest` was last materialized from (its marker), if any.
+pub fn materialized_from(dest: &Path) -> Option<PathBuf> {
+    std::fs::read_link(marker_of(dest)).ok()
+}
+
 /// Puts a real file (not a symlink) at `dest` with `src`'s bytes: a hard link, else a copy.
 /// Made under a temporary name and renamed into place, so `dest` is never half-written.
 pub fn materialize(src: &Path, dest: &Path) -> Result<Materialized, Error> {

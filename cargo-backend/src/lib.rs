@@ -23,6 +23,7 @@ pub mod incremental;
 pub mod install;
 pub mod jobserver;
 pub mod messages;
+pub mod noop;
 pub mod plan;
 pub mod queue;
 pub mod run;

@@ -62,6 +62,7 @@ pub use context::strip_ansi;
 pub use derivation::{Derivation, DerivationBuilder, DerivationOutputs};
 pub use error::{BuildFailure, Error, NixErrorCode, Result};
 pub use interrupt::{interrupt, is_interrupted};
+pub use roots::indirect_root_registered;
 pub use source::{AddPathOptions, FileKind};
 pub use store::{Store, StorePath};
 
@@ -123,6 +124,8 @@ pub fn init_with(options: InitOptions) -> Result<()> {
 }
 
 fn init_libraries(options: &InitOptions) -> Result<(), String> {
+    // With nix-sys's `dlopen` feature (this crate's `dlopen`), the libraries are loaded now.
+    nix_sys::load().map_err(|e| e.to_string())?;
     let ctx = Context::new();
     // SAFETY: ctx is live; these init functions run once, guarded by INIT.
     let rc = unsafe { nix_sys::nix_libutil_init(ctx.ptr()) };
@@ -165,7 +168,7 @@ fn quiet_build_logs(options: &InitOptions) -> Result<(), String> {
     // See nix_sys::cxx for why these symbols are the same in every release 2.26–2.31.
     unsafe {
         nix_sys::cxx::setLogFormat(&raw);
-        nix_sys::cxx::verbosity = nix_sys::cxx::LVL_ERROR;
+        nix_sys::cxx::set_verbosity(nix_sys::cxx::LVL_ERROR);
     }
     Ok(())
 }

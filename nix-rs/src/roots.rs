@@ -76,6 +76,14 @@ impl Store {
     }
 }
 
+/// Whether `link` is registered as an indirect GC root in the state directory `state`
+/// (`<state>/gcroots/auto/<name>` → `link`, named as Nix names it): what
+/// [`Store::ensure_indirect_root`] checks before registering, without a store.
+pub fn indirect_root_registered(state: &Path, link: &Path) -> bool {
+    let Ok(link) = std::path::absolute(link) else { return false };
+    std::fs::read_link(state.join("gcroots/auto").join(auto_root_name(&link))).is_ok_and(|t| t == link)
+}
+
 /// The socket named by a canonical store URI (see [`Store::daemon_socket`]).
 fn daemon_socket_of(uri: &str) -> Option<PathBuf> {
     let without_query = uri.split('?').next().unwrap_or("");

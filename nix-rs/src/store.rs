@@ -375,6 +375,34 @@ impl StorePath {
         StorePath { full: full.to_owned(), base_start }
     }
 
+    /// A store path read back from a record this program wrote earlier (a cache), checked
+    /// without Nix: `path` must be `<store_dir>/<hash>-<name>` with the syntax Nix requires
+    /// (`StorePath` in Nix's `path.cc`: a 32-character hash in Nix's base-32 alphabet, a name
+    /// of at most 211 characters from `[A-Za-z0-9+-._?=]`, not starting with `.`). This says
+    /// nothing about whether the path is valid in any store; [`Store::parse_path`] asks Nix.
+    pub fn from_recorded(store_dir: &str, path: &str) -> Result<StorePath> {
+        let bad = |why: &str| Error::invalid("store path", format!("'{path}': {why}"));
+        let dir = store_dir.trim_end_matches('/');
+        let base = path
+            .strip_prefix(dir)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .ok_or_else(|| bad(&format!("not in the store dir {store_dir}")))?;
+        const NIX32: &str = "0123456789abcdfghijklmnpqrsvwxyz";
+        let (hash, name) = base.split_at_checked(32).ok_or_else(|| bad("too short"))?;
+        if !hash.chars().all(|c| NIX32.contains(c)) {
+            return Err(bad("the hash part is not Nix base-32"));
+        }
+        let name = name.strip_prefix('-').ok_or_else(|| bad("no '-' after the hash"))?;
+        let name_ok = !name.is_empty()
+            && name.len() <= 211
+            && !name.starts_with('.')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || "+-._?=".contains(c));
+        if !name_ok {
+            return Err(bad("invalid name"));
+        }
+        Ok(StorePath::from_valid(path))
+    }
+
     /// The full path, e.g. `/nix/store/<hash>-<name>`.
     pub fn as_str(&self) -> &str {
         &self.full
@@ -417,5 +445,32 @@ impl fmt::Debug for StorePath {
 impl AsRef<Path> for StorePath {
     fn as_ref(&self) -> &Path {
         self.as_path()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StorePath;
+
+    #[test]
+    fn recorded_paths_are_checked_without_nix() {
+        let hash = "0123456789abcdfghijklmnpqrsvwxyz";
+        let ok = StorePath::from_recorded("/nix/store", &format!("/nix/store/{hash}-foo-1.0.drv")).unwrap();
+        assert_eq!(ok.name(), "foo-1.0.drv");
+        assert_eq!(ok.hash_part(), hash);
+        assert!(StorePath::from_recorded("/tmp/s/nix/store/", &format!("/tmp/s/nix/store/{hash}-x")).is_ok());
+        for bad in [
+            format!("/other/store/{hash}-foo"),
+            format!("/nix/store/{hash}foo"),
+            format!("/nix/store/{hash}-"),
+            format!("/nix/store/{hash}-.hidden"),
+            format!("/nix/store/{hash}-a/b"),
+            format!("/nix/store/{hash}-a b"),
+            "/nix/store/eeee0123456789abcdfghijklmnpqrsv-foo".to_string(),
+            "/nix/store/short-foo".to_string(),
+            format!("/nix/store/{hash}-{}", "a".repeat(212)),
+        ] {
+            assert!(StorePath::from_recorded("/nix/store", &bad).is_err(), "{bad}");
+        }
     }
 }

@@ -9,6 +9,12 @@
 //! `DEP_NIX_VERSION`, `DEP_NIX_INCLUDE`, `DEP_NIX_LIBDIR`, `DEP_NIX_BINDIR`, `DEP_NIX_CFGS`.
 //! It sets the cfgs `nix_at_least_2_MM` (one per minor release up to the one found) and
 //! `nix_2_26` for this crate; dependents can re-emit them from `DEP_NIX_CFGS`.
+//!
+//! # Linked or loaded on first use
+//! By default the Nix libraries are linked. With the `dlopen` feature nothing of Nix is
+//! linked: every function below has the same name and signature but forwards to the library
+//! opened on the first call (see [`load`] and the `dl` module's docs), so a process that makes
+//! no Nix call never loads Nix. [`load`] and [`is_loaded`] exist under both.
 
 #![allow(non_upper_case_globals, non_camel_case_types, non_snake_case)]
 #![allow(clippy::all, clippy::undocumented_unsafe_blocks)]
@@ -16,6 +22,40 @@
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags, rustdoc::bare_urls)]
 
 include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
+
+#[cfg(feature = "dlopen")]
+mod dl;
+#[cfg(feature = "dlopen")]
+pub use dl::{DIR_VAR as DLOPEN_DIR_VAR, LoadError, is_loaded, library_paths, load};
+
+/// Why the Nix libraries could not be loaded (never, when they are linked).
+#[cfg(not(feature = "dlopen"))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LoadError {}
+
+#[cfg(not(feature = "dlopen"))]
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {}
+    }
+}
+
+#[cfg(not(feature = "dlopen"))]
+impl std::error::Error for LoadError {}
+
+/// Loads the Nix libraries if they are not yet (with the `dlopen` feature; linked, they
+/// always are). Returns the first attempt's error on every call.
+#[cfg(not(feature = "dlopen"))]
+pub fn load() -> Result<(), LoadError> {
+    Ok(())
+}
+
+/// Whether the Nix libraries are in this process (linked: always).
+#[cfg(not(feature = "dlopen"))]
+pub fn is_loaded() -> bool {
+    true
+}
 
 /// The version of the Nix C API this crate was built against (from pkg-config).
 pub const BUILT_VERSION: &str = env!("NIX_SYS_VERSION");
@@ -37,15 +77,6 @@ pub const LIBDIR: &str = env!("NIX_SYS_LIBDIR");
 ///   `loggers.hh`) and `nix::Verbosity nix::verbosity` (libnixutil, `logging.hh`). From 2.32
 ///   the C API has `nix_set_log_format` and `nix_set_verbosity`, which do exactly this.
 pub mod cxx {
-    unsafe extern "C" {
-        /// `nix::unix::triggerInterrupt()`: sets Nix's process-wide interrupt flag (so the next
-        /// `checkInterrupt()` on each thread throws `nix::Interrupted`) and runs the registered
-        /// interrupt callbacks, catching what they throw. Not async-signal-safe (it takes a
-        /// mutex): call it from a thread, not from a signal handler.
-        #[link_name = "_ZN3nix4unix16triggerInterruptEv"]
-        pub fn triggerInterrupt();
-    }
-
     /// `nix::LogFormat::raw`: the simple logger, without builders' output.
     #[cfg(not(nix_at_least_2_32))]
     pub const LOG_FORMAT_RAW: u32 = 0;
@@ -53,14 +84,129 @@ pub mod cxx {
     #[cfg(not(nix_at_least_2_32))]
     pub const LVL_ERROR: u32 = 0;
 
+    #[cfg(feature = "dlopen")]
+    const TRIGGER_INTERRUPT: &str = "_ZN3nix4unix16triggerInterruptEv";
+    #[cfg(all(feature = "dlopen", not(nix_at_least_2_32)))]
+    const SET_LOG_FORMAT: &str = "_ZN3nix12setLogFormatERKNS_9LogFormatE";
+    #[cfg(all(feature = "dlopen", not(nix_at_least_2_32)))]
+    const VERBOSITY: &str = "_ZN3nix9verbosityE";
+
+    #[cfg(not(feature = "dlopen"))]
+    mod linked {
+        unsafe extern "C" {
+            #[link_name = "_ZN3nix4unix16triggerInterruptEv"]
+            pub fn triggerInterrupt();
+        }
+        #[cfg(not(nix_at_least_2_32))]
+        unsafe extern "C" {
+            #[link_name = "_ZN3nix12setLogFormatERKNS_9LogFormatE"]
+            pub fn setLogFormat(format: *const u32);
+            #[link_name = "_ZN3nix9verbosityE"]
+            pub static mut verbosity: u32;
+        }
+    }
+
+    /// `nix::unix::triggerInterrupt()`: sets Nix's process-wide interrupt flag (so the next
+    /// `checkInterrupt()` on each thread throws `nix::Interrupted`) and runs the registered
+    /// interrupt callbacks, catching what they throw. Not async-signal-safe (it takes a
+    /// mutex): call it from a thread, not from a signal handler.
+    ///
+    /// # Safety
+    /// The Nix libraries must be initialised (`nix_libutil_init`).
+    pub unsafe fn triggerInterrupt() {
+        #[cfg(not(feature = "dlopen"))]
+        // SAFETY: the caller's contract; the symbol is declared above with its C++ signature.
+        unsafe {
+            linked::triggerInterrupt()
+        };
+        #[cfg(feature = "dlopen")]
+        // SAFETY: as above; the pointer was resolved from the loaded libnixutil.
+        unsafe {
+            (crate::dl::cxx().trigger_interrupt)()
+        };
+    }
+
+    /// `nix::setLogFormat(const LogFormat &)`: replaces Nix's logger by the default one for
+    /// that format (`raw`: a simple logger that does not print builders' output).
+    ///
+    /// # Safety
+    /// `format` points to a live `u32` holding a `nix::LogFormat` value; no other thread uses
+    /// Nix's logger meanwhile.
     #[cfg(not(nix_at_least_2_32))]
-    unsafe extern "C" {
-        /// `nix::setLogFormat(const LogFormat &)`: replaces Nix's logger by the default one for
-        /// that format (`raw`: a simple logger that does not print builders' output).
-        #[link_name = "_ZN3nix12setLogFormatERKNS_9LogFormatE"]
-        pub fn setLogFormat(format: *const u32);
-        /// `nix::verbosity`.
-        #[link_name = "_ZN3nix9verbosityE"]
-        pub static mut verbosity: u32;
+    pub unsafe fn setLogFormat(format: *const u32) {
+        #[cfg(not(feature = "dlopen"))]
+        // SAFETY: the caller's contract; the symbol is declared above with its C++ signature.
+        unsafe {
+            linked::setLogFormat(format)
+        };
+        #[cfg(feature = "dlopen")]
+        // SAFETY: as above; the pointer was resolved from the loaded libnixmain.
+        unsafe {
+            (crate::dl::cxx().set_log_format)(format)
+        };
+    }
+
+    /// Sets `nix::verbosity` (an `int`-sized enum) to `level`.
+    ///
+    /// # Safety
+    /// No other thread reads Nix's verbosity meanwhile.
+    #[cfg(not(nix_at_least_2_32))]
+    pub unsafe fn set_verbosity(level: u32) {
+        #[cfg(not(feature = "dlopen"))]
+        // SAFETY: the caller's contract: nothing reads the global while it is written.
+        unsafe {
+            linked::verbosity = level
+        };
+        #[cfg(feature = "dlopen")]
+        // SAFETY: as above; the pointer is the address of the global in the loaded libnixutil.
+        unsafe {
+            *crate::dl::cxx().verbosity = level
+        };
+    }
+
+    /// The C++ symbols, resolved from the loaded libraries (the `dlopen` feature).
+    #[cfg(feature = "dlopen")]
+    pub(crate) struct Symbols {
+        pub(crate) trigger_interrupt: unsafe extern "C" fn(),
+        #[cfg(not(nix_at_least_2_32))]
+        pub(crate) set_log_format: unsafe extern "C" fn(*const u32),
+        #[cfg(not(nix_at_least_2_32))]
+        pub(crate) verbosity: *mut u32,
+    }
+
+    // SAFETY: the fields are addresses in libraries that stay loaded for the life of the
+    // process; they are only read after initialisation, and what they point to is used under
+    // the contracts of the functions above.
+    #[cfg(feature = "dlopen")]
+    unsafe impl Send for Symbols {}
+    // SAFETY: as above.
+    #[cfg(feature = "dlopen")]
+    unsafe impl Sync for Symbols {}
+
+    #[cfg(feature = "dlopen")]
+    impl Symbols {
+        /// Looks the symbols up with `find`; the error names the first one missing.
+        pub(crate) fn resolve(
+            find: &dyn Fn(&std::ffi::CStr) -> Option<*mut std::ffi::c_void>,
+        ) -> Result<Symbols, String> {
+            let get = |name: &str| {
+                let c = std::ffi::CString::new(name).map_err(|_| name.to_owned())?;
+                find(&c).ok_or_else(|| name.to_owned())
+            };
+            let p = get(TRIGGER_INTERRUPT)?;
+            Ok(Symbols {
+                // SAFETY: `p` is `void nix::unix::triggerInterrupt()` (see the module docs): a
+                // free function taking nothing, called with the C convention.
+                trigger_interrupt: unsafe { std::mem::transmute::<*mut std::ffi::c_void, unsafe extern "C" fn()>(p) },
+                #[cfg(not(nix_at_least_2_32))]
+                // SAFETY: `void nix::setLogFormat(const LogFormat &)`: a reference is passed as a
+                // pointer; an int-sized enum behind it.
+                set_log_format: unsafe {
+                    std::mem::transmute::<*mut std::ffi::c_void, unsafe extern "C" fn(*const u32)>(get(SET_LOG_FORMAT)?)
+                },
+                #[cfg(not(nix_at_least_2_32))]
+                verbosity: get(VERBOSITY)?.cast::<u32>(),
+            })
+        }
     }
 }

@@ -24,6 +24,7 @@ pub mod artifacts;
 pub mod env;
 pub mod identity;
 pub mod lto;
+pub mod offline;
 pub mod outside;
 pub mod pipelining;
 mod record;
@@ -179,13 +180,10 @@ impl<'a> Planner<'a> {
         mut source_cache: BTreeMap<PathBuf, (String, String)>,
     ) -> Result<Self, Error> {
         // The builder binary is keyed by its file identity, like an immutable source.
-        let stat_builder = |k: &mut crate::cache::KeyBuilder| {
-            k.stat(builder);
-            true
-        };
+        let stat_builder = offline::builder_fingerprint(builder);
         let mut cached = None;
         if let Some((fp, p)) = source_cache.get_mut(builder) {
-            if crate::cache::key_holds_refreshing(fp, stat_builder) {
+            if crate::cache::key_holds_refreshing(fp, &stat_builder) {
                 if let Ok(p) = store.parse_path(p) {
                     if store.is_valid_path(&p).map_err(|e| Error::Nix(format!("checking {p}"), e))? {
                         cached = Some(p);
@@ -196,7 +194,7 @@ impl<'a> Planner<'a> {
         let builder_path = match cached {
             Some(p) => p,
             None => {
-                let fingerprint = crate::cache::key_before(stat_builder);
+                let fingerprint = crate::cache::key_before(&stat_builder);
                 let p = store
                     .add_path(builder, AddPathOptions::new().name("cargo-nix-unit"))
                     .map_err(|e| Error::Nix(format!("adding the unit builder {}", builder.display()), e))?;

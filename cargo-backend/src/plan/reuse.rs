@@ -89,8 +89,7 @@ impl<'a> Planner<'a> {
         let root = self.ws.root.clone();
         let excluded = tree_exclusions(&root, &self.ws.target_dir);
         let compute = |k: &mut crate::cache::KeyBuilder| crate::cache::tree_fingerprint(&root, &excluded, k);
-        // Keyed apart from the root package's own source (which leaves nested packages out).
-        let key = root.join(".cargo-nix workspace copy");
+        let key = super::offline::workspace_copy_key(self.ws);
         let what = format!("the workspace {}", root.display());
         let path = self.add_tree_cached(key, &root, "workspace-src", &excluded, &compute, &what)?;
         self.ws_tree = Some(path.clone());

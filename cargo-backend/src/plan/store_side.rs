@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use std::collections::BTreeSet;
 
-use super::{CachedUnit, Plan, PlanOptions, PlannedUnit, Planner, Record, sanitize, script_env};
+use super::{CachedUnit, Plan, PlanOptions, Planner, Record, sanitize, script_env};
 use crate::Error;
 use crate::toolchain::{Toolchain, hex};
 use crate::units::{PackageInfo, Unit, Workspace};
@@ -23,17 +23,7 @@ impl<'a> Planner<'a> {
         }
         let dir = pkg.manifest_dir.clone();
         let excluded = crate::workspace::source_exclusions(&dir, self.ws.manifest_dirs(), &self.ws.target_dir);
-        let immutable = pkg.is_immutable_source();
-        let compute = |k: &mut crate::cache::KeyBuilder| {
-            if immutable {
-                // Registry and git checkouts never change under cargo (it does not look
-                // either): a stat of the directory, its manifest and cargo's unpack marker.
-                k.stat(&dir).stat(&dir.join("Cargo.toml")).stat(&dir.join(".cargo-ok"));
-                true
-            } else {
-                crate::cache::tree_fingerprint(&dir, &excluded, k)
-            }
-        };
+        let compute = super::offline::package_fingerprint(pkg, &excluded);
         let name = sanitize(&format!("{}-{}-src", pkg.name, pkg.version));
         let what = format!("the source of {} v{} ({})", pkg.name, pkg.version, dir.display());
         let path = self.add_tree_cached(dir.clone(), &dir, &name, &excluded, &compute, &what)?;
@@ -166,37 +156,15 @@ impl<'a> Planner<'a> {
     /// A failing validity check is an error, not a reason to plan again.
     fn cached_plan(&self, cached: &[CachedUnit], source_time: std::time::Duration) -> Result<Option<Plan>, Error> {
         let valid = |p: &StorePath| self.store.is_valid_path(p).map_err(|e| Error::Nix(format!("checking {p}"), e));
-        let parse = |p: &str| self.store.parse_path(p).ok();
-        let mut units = Vec::with_capacity(cached.len());
+        let Some(units) = super::offline::planned_units(self.ws, cached, &|p| self.store.parse_path(p).ok()) else {
+            return Ok(None);
+        };
         let mut all_outputs_valid = true;
-        for (i, c) in cached.iter().enumerate() {
-            let Some(out) = parse(&c.out) else { return Ok(None) };
-            all_outputs_valid = all_outputs_valid && valid(&out)?;
-            let metadata = match &c.metadata {
-                Some((d, o)) => match (parse(d), parse(o)) {
-                    (Some(d), Some(o)) => Some((d, o)),
-                    _ => return Ok(None),
-                },
-                None => None,
-            };
-            let unit = &self.ws.graph.units[i];
-            let Ok(pkg) = self.ws.package_of(i) else { return Ok(None) };
-            let Some(drv) = parse(&c.drv) else { return Ok(None) };
-            units.push(PlannedUnit {
-                index: i,
-                label: c.label.clone(),
-                package: format!("{}@{}", pkg.name, pkg.version),
-                target_name: unit.target.name.clone(),
-                hash: c.hash.clone(),
-                drv,
-                out,
-                metadata,
-                inputs: c.inputs.clone(),
-                artifacts: c.artifacts.clone(),
-                is_build_script_run: unit.is_build_script_run(),
-                is_member: pkg.is_member,
-                reuse: c.reuse.clone(),
-            });
+        for u in &units {
+            if !valid(&u.out)? {
+                all_outputs_valid = false;
+                break;
+            }
         }
         if !all_outputs_valid {
             for u in &units {

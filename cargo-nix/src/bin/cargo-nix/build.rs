@@ -12,8 +12,8 @@ use cargo_backend::{BuildOptions, CargoArgs, CargoCommand, Outcome, Stop, Toolch
 use cargo_nix::cargo;
 use nix_rs::Store;
 
-use cargo_backend::connections;
 use cargo_backend::toolchain::ToolchainSource;
+use cargo_backend::{connections, noop};
 
 use crate::args::{BuildArgs, Switch, ToolchainFrom};
 use crate::reporter::CliReporter;
@@ -94,6 +94,28 @@ fn open_stores(args: &BuildArgs) -> Result<Stores> {
     Ok(Stores { build: store, local, workers })
 }
 
+/// The reporter of a build of `ws` (on `store`, when it is open).
+fn new_reporter<'a>(
+    status: &'a Status,
+    ws: &'a Workspace,
+    store: Option<&'a Store>,
+    format: MessageFormat,
+    verbose: bool,
+) -> Result<CliReporter<'a>> {
+    Ok(CliReporter {
+        status,
+        ws,
+        store,
+        real_store_dir: None,
+        format,
+        verbose,
+        announced: HashSet::new(),
+        plan: Vec::new(),
+        profile_dir: std::path::absolute(cargo_backend::profile_dir(ws))?,
+        running: Vec::new(),
+    })
+}
+
 /// What a build gives the commands that run its outputs.
 pub struct Built {
     /// The build's report.
@@ -149,56 +171,87 @@ fn build_in(
     let cargo_time = start.elapsed();
     let toolchain = Toolchain::detect_cached(&mut cache)?;
     check_targets_installed(&ws, &toolchain)?;
-    let Stores { build: store, local: local_store, workers: worker_stores } = open_stores(args)?;
-    let source = match args.toolchain {
-        ToolchainFrom::Auto => ToolchainSource::Auto,
-        ToolchainFrom::Store => ToolchainSource::Store,
-        ToolchainFrom::Host => ToolchainSource::Host,
-    };
-    let (toolchain, imported) = toolchain.for_store(source, &store, &mut cache)?;
-    if let Some(took) = imported {
-        status.line(
-            "Added",
-            &format!("toolchain {} to the store in {:.1}s", toolchain.sysroot.display(), took.as_secs_f64()),
-        );
+    if args.jobs == Some(0) {
+        bail!("-j must be at least 1");
     }
-    let toolchain_time = start.elapsed() - cargo_time;
-    let mut options = BuildOptions {
-        keep_going: args.keep_going,
-        cache: args.cache.clone(),
-        pipelining: args.pipelining == Switch::On,
-        stop: stop.clone(),
-        worker_stores,
-        ..BuildOptions::default()
-    };
-    if let Some(j) = args.jobs {
-        if j == 0 {
-            bail!("-j must be at least 1");
-        }
-        options.jobs = j;
-    }
-    let mut reporter = CliReporter {
-        status,
-        ws: &ws,
-        store: &store,
-        format,
-        verbose: args.verbose,
-        announced: HashSet::new(),
-        plan: Vec::new(),
-        profile_dir: std::path::absolute(cargo_backend::profile_dir(&ws))?,
-        running: Vec::new(),
-    };
-    let report = cargo_backend::build_with_cache(
-        &store,
-        local_store.as_ref(),
-        &ws,
-        &toolchain,
-        &options,
-        &mut reporter,
-        &mut cache,
+    let builder = cargo_backend::default_unit_builder()?;
+    let flags = format!(
+        "{command:?}\0{}\0{:?}\0{:?}\0{:?}\0{:?}\0{:?}\0{}",
+        args.store, args.local_store, args.cache, args.toolchain, args.pipelining, args.jobs, args.keep_going
     );
-    status.finish_progress();
-    let report = report?;
+    let inputs = noop::Inputs {
+        flags: &flags,
+        builder: &builder,
+        toolchain: &toolchain,
+        nix_config_files: noop::Inputs::nix_config_files(std::path::Path::new(nix_sys::LIBDIR)),
+    };
+    // A no-op answered without opening a store (nor loading Nix): see cargo_backend::noop.
+    let mut fast = new_reporter(status, &ws, None, format, args.verbose)?;
+    fast.real_store_dir = noop::real_store_dir(&cache);
+    let answered = match (&args.local_store, &args.cache) {
+        (None, None) => noop::answer(&inputs, &ws, &mut fast, &mut cache),
+        _ => Err("--local-store and --cache are not recorded"),
+    };
+    if args.verbose {
+        let why = answered
+            .as_ref()
+            .err()
+            .map_or("answered from the plan cache, no store opened".into(), |e| format!("checked by Nix: {e}"));
+        status.line("No-op", &why);
+    }
+    let (report, toolchain, toolchain_time) = match answered.ok() {
+        Some((report, toolchain)) => {
+            status.finish_progress();
+            (report, toolchain, start.elapsed() - cargo_time)
+        }
+        None => {
+            drop(fast);
+            let Stores { build: store, local: local_store, workers: worker_stores } = open_stores(args)?;
+            let source = match args.toolchain {
+                ToolchainFrom::Auto => ToolchainSource::Auto,
+                ToolchainFrom::Store => ToolchainSource::Store,
+                ToolchainFrom::Host => ToolchainSource::Host,
+            };
+            let (toolchain, imported) = toolchain.for_store(source, &store, &mut cache)?;
+            if let Some(took) = imported {
+                status.line(
+                    "Added",
+                    &format!("toolchain {} to the store in {:.1}s", toolchain.sysroot.display(), took.as_secs_f64()),
+                );
+            }
+            let toolchain_time = start.elapsed() - cargo_time;
+            let mut options = BuildOptions {
+                keep_going: args.keep_going,
+                cache: args.cache.clone(),
+                pipelining: args.pipelining == Switch::On,
+                stop: stop.clone(),
+                unit_builder: Some(builder.clone()),
+                worker_stores,
+                ..BuildOptions::default()
+            };
+            if let Some(j) = args.jobs {
+                options.jobs = j;
+            }
+            let mut reporter = new_reporter(status, &ws, Some(&store), format, args.verbose)?;
+            let report = cargo_backend::build_with_cache(
+                &store,
+                local_store.as_ref(),
+                &ws,
+                &toolchain,
+                &options,
+                &mut reporter,
+                &mut cache,
+            );
+            status.finish_progress();
+            let report = report?;
+            if local_store.is_none() && args.cache.is_none() {
+                noop::record(&inputs, &store, &ws, &report, &toolchain, &mut cache);
+            } else {
+                cache.noop = None;
+            }
+            (report, toolchain, toolchain_time)
+        }
+    };
     if let Some(f) = &cache_file {
         cache.save(f);
     }

@@ -8,7 +8,7 @@ use cargo_backend::messages::{self, MessageFormat};
 use cargo_backend::plan::{Plan, PlannedUnit};
 use cargo_backend::spec::{Action, SPEC_ENV, UnitSpec};
 use cargo_backend::{Failure, Outcome, Reporter, Workspace};
-use nix_rs::Store;
+use nix_rs::{Store, StorePath};
 
 use crate::status::{Status, shell_join};
 
@@ -16,7 +16,11 @@ use crate::status::{Status, shell_join};
 pub struct CliReporter<'a> {
     pub status: &'a Status,
     pub ws: &'a Workspace,
-    pub store: &'a Store,
+    /// The store, when it is open (a no-op answered from the record has none:
+    /// [`cargo_backend::noop`]).
+    pub store: Option<&'a Store>,
+    /// Where the store's paths are on this machine, when known without the store.
+    pub real_store_dir: Option<PathBuf>,
     pub format: MessageFormat,
     pub verbose: bool,
     pub announced: HashSet<String>,
@@ -28,6 +32,15 @@ pub struct CliReporter<'a> {
 }
 
 impl CliReporter<'_> {
+    /// Where `p` is on this machine.
+    fn real_path(&self, p: &StorePath) -> Option<PathBuf> {
+        match (&self.real_store_dir, self.store) {
+            (Some(dir), _) => Some(dir.join(p.base_name())),
+            (None, Some(store)) => store.real_path(p).ok(),
+            (None, None) => None,
+        }
+    }
+
     fn announce(&mut self, index: usize, verb: &str) {
         let unit = &self.ws.graph.units[index];
         if let Ok(pkg) = self.ws.package_of(index) {
@@ -53,8 +66,7 @@ impl CliReporter<'_> {
         let Some(p) = self.plan.get(index) else { return };
         let spec = self
             .store
-            .read_derivation(&p.drv)
-            .ok()
+            .and_then(|s| s.read_derivation(&p.drv).ok())
             .and_then(|d| d.env.get(SPEC_ENV).and_then(|json| serde_json::from_str::<UnitSpec>(json).ok()));
         let incremental = spec.as_ref().and_then(|s| s.incremental.clone());
         match spec.map(|s| s.action) {
@@ -92,7 +104,7 @@ impl CliReporter<'_> {
     /// fresh unit, as cargo does), build-script warnings, and the JSON artifact messages.
     fn unit_done(&mut self, index: usize, fresh: bool) {
         let Some(p) = self.plan.get(index) else { return };
-        let Ok(out) = self.store.real_path(&p.out) else { return };
+        let Some(out) = self.real_path(&p.out) else { return };
         let json = self.format.is_json();
         if p.is_build_script_run {
             let Ok(bytes) = std::fs::read(out.join("output")) else { return };
