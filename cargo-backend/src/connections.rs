@@ -7,10 +7,11 @@
 //!
 //! Not for `ssh-ng://` and `ssh://`: there Nix 2.26 answers `max-connections > 1` by starting
 //! an SSH master connection (`ssh -M`), which hung in the loopback tests (tests/remote.rs),
-//! even when the host key is wrong. Those are opened once more per extra worker instead
+//! even when the host key is wrong. Those are opened once more per worker instead
 //! ([`extra_stores`]), each store with Nix's single connection (its own `ssh` session and
 //! remote `nix-daemon --stdio`), so N workers build N units at once; planning and copying
-//! back keep the first store's one session. Local stores have no such setting (Nix warns
+//! back keep the first store's one session, free while the workers build
+//! ([`crate::copy_back`]). Local stores have no such setting (Nix warns
 //! about unknown ones), so nothing is added for them either.
 
 /// The store parameters to open `uri` with for `jobs` workers: `max-connections = jobs` for a
@@ -22,11 +23,11 @@ pub fn store_params(uri: &str, jobs: usize) -> Vec<(&'static str, String)> {
     if pooled && !set_already && jobs > 1 { vec![("max-connections", jobs.to_string())] } else { Vec::new() }
 }
 
-/// How many more times to open `uri` for `jobs` workers: one store per extra worker for SSH
-/// stores (see the module docs), none for the others.
+/// How many more times to open `uri` for `jobs` workers: one store per worker for SSH stores
+/// with more than one worker (see the module docs), none for the others.
 pub fn extra_stores(uri: &str, jobs: usize) -> usize {
     let scheme = uri.split("://").next().unwrap_or("");
-    if uri.contains("://") && matches!(scheme, "ssh-ng" | "ssh") { jobs.saturating_sub(1) } else { 0 }
+    if uri.contains("://") && matches!(scheme, "ssh-ng" | "ssh") && jobs > 1 { jobs } else { 0 }
 }
 
 #[cfg(test)]
@@ -34,9 +35,9 @@ mod tests {
     use super::{extra_stores, store_params};
 
     #[test]
-    fn ssh_stores_get_a_store_per_extra_worker() {
-        assert_eq!(extra_stores("ssh-ng://user@host?store=/x", 4), 3);
-        assert_eq!(extra_stores("ssh://host", 2), 1);
+    fn ssh_stores_get_a_store_per_worker() {
+        assert_eq!(extra_stores("ssh-ng://user@host?store=/x", 4), 4);
+        assert_eq!(extra_stores("ssh://host", 2), 2);
         assert_eq!(extra_stores("ssh-ng://host", 1), 0);
         assert_eq!(extra_stores("ssh-ng://host", 0), 0);
         for other in ["auto", "daemon", "local", "unix:///s", "file:///cache", "/some/dir"] {

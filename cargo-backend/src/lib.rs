@@ -19,6 +19,7 @@
 
 pub mod cache;
 pub mod connections;
+pub mod copy_back;
 pub mod incremental;
 pub mod install;
 pub mod jobserver;
@@ -246,12 +247,28 @@ struct PerUnit<'a> {
     units: usize,
     started: Vec<bool>,
     reported: Vec<bool>,
+    /// Where to send the outputs of units to copy back as they finish, and which units those
+    /// are ([`copy_back`]).
+    copy: Option<(crossbeam_channel::Sender<StorePath>, Vec<Option<StorePath>>)>,
 }
 
 impl<'a> PerUnit<'a> {
     fn new(inner: &'a mut dyn Reporter, unit_of: Vec<usize>, units: usize) -> Self {
-        PerUnit { inner, unit_of, units, started: vec![false; units], reported: vec![false; units] }
+        PerUnit { inner, unit_of, units, started: vec![false; units], reported: vec![false; units], copy: None }
     }
+}
+
+/// The units whose outputs a build on a store elsewhere copies back: the roots and the
+/// workspace members (by unit index).
+fn copy_back_wanted(ws: &Workspace, plan: &plan::Plan) -> Vec<bool> {
+    let mut wanted = vec![false; plan.units.len()];
+    for &r in &ws.graph.roots {
+        wanted[r] = true;
+    }
+    for u in plan.units.iter().filter(|u| u.is_member) {
+        wanted[u.index] = true;
+    }
+    wanted
 }
 
 impl Reporter for PerUnit<'_> {
@@ -274,6 +291,13 @@ impl Reporter for PerUnit<'_> {
         if node < self.units || matches!(outcome, Outcome::Failed(_)) {
             self.reported[u] = true;
             self.inner.finished(u, outcome);
+        }
+        if let Some((tx, wanted)) = &mut self.copy {
+            if node < self.units && outcome.is_success() {
+                if let Some(out) = wanted[u].take() {
+                    let _ = tx.send(out);
+                }
+            }
         }
     }
 
@@ -400,6 +424,8 @@ pub fn build_with_cache(
     // variable that is set but that it could not see on its first run; it runs again with it,
     // as cargo's would have seen it (see `plan::script_env`). Everything else is reused.
     let mut round = 0;
+    let copied_back = !std::ptr::eq(artifact_store, store);
+    let mut copied_early = std::collections::BTreeSet::new();
     let (plan, outcomes) = loop {
         round += 1;
         let start = Instant::now();
@@ -424,7 +450,19 @@ pub fn build_with_cache(
         let (nodes, unit_of) = scheduler_nodes(&plan);
         reporter.planned(&plan);
         let mut per_unit = PerUnit::new(reporter, unit_of.clone(), plan.units.len());
-        let node_outcomes = scheduler::realise(store, cache_store.as_ref(), &nodes, &sched, &mut per_unit)?;
+        let node_outcomes = if copied_back {
+            // Wanted outputs are copied back as their units finish (see `copy_back`).
+            let wanted = copy_back_wanted(ws, &plan);
+            let wanted = plan.units.iter().map(|u| wanted[u.index].then(|| u.out.clone())).collect();
+            let (result, copied) = copy_back::while_building(store, artifact_store, |tx| {
+                per_unit.copy = Some((tx.clone(), wanted));
+                scheduler::realise(store, cache_store.as_ref(), &nodes, &sched, &mut per_unit)
+            });
+            copied_early.extend(copied);
+            result?
+        } else {
+            scheduler::realise(store, cache_store.as_ref(), &nodes, &sched, &mut per_unit)?
+        };
         let outcomes = unit_outcomes(node_outcomes, &unit_of, plan.units.len());
         build_time += start.elapsed();
         let succeeded: Vec<bool> = outcomes.iter().map(Outcome::is_success).collect();
@@ -444,14 +482,13 @@ pub fn build_with_cache(
     };
 
     let start = Instant::now();
-    let copied_back = !std::ptr::eq(artifact_store, store);
     if copied_back {
-        let mut wanted: Vec<usize> = ws.graph.roots.clone();
-        wanted.extend(plan.units.iter().filter(|u| u.is_member).map(|u| u.index));
-        wanted.sort_unstable();
-        wanted.dedup();
-        for i in wanted.into_iter().filter(|&i| outcomes[i].is_success()) {
+        let wanted = copy_back_wanted(ws, &plan);
+        for i in (0..wanted.len()).filter(|&i| wanted[i] && outcomes[i].is_success()) {
             let out = &plan.units[i].out;
+            if copied_early.contains(out) {
+                continue;
+            }
             store.copy_closure_to(artifact_store, out).map_err(|e| {
                 Error::Nix(
                     format!(

@@ -75,7 +75,7 @@ struct Stores {
 
 /// The store to build in, made the one Nix's build hook uses (remote builders copy inputs from
 /// and outputs back into it), the local store target/ links into when that is another, and,
-/// for an SSH store, one more connection per extra worker.
+/// for an SSH store, one more connection per worker.
 fn open_stores(args: &BuildArgs) -> Result<Stores> {
     let jobs = args.jobs.filter(|&j| j > 0).unwrap_or_else(|| BuildOptions::default().jobs);
     let store = open_store(&args.store, jobs)?;
