@@ -38,7 +38,8 @@ fn sessions(target: &Path, krate: &str) -> BTreeSet<PathBuf> {
     out
 }
 
-/// Every file of every state directory, overwritten with garbage.
+/// Every file of rustc's state in every unit directory (`<unit>/rustc/`), overwritten with
+/// garbage. Not `deps/`: its files are links to the store's.
 fn damage(target: &Path) -> usize {
     fn walk(dir: &Path, n: &mut usize) {
         for e in fs::read_dir(dir).unwrap() {
@@ -52,7 +53,9 @@ fn damage(target: &Path) -> usize {
         }
     }
     let mut n = 0;
-    walk(&target.join("debug/.nix-incremental"), &mut n);
+    for unit in fs::read_dir(target.join("debug/.nix-incremental")).unwrap() {
+        walk(&unit.unwrap().path().join("rustc"), &mut n);
+    }
     n
 }
 

@@ -16,7 +16,11 @@ use nix_rs::{Store, StorePath};
 
 /// Runs `build` with a copier from `from` to `to` running beside it; `build` gets the sender
 /// for outputs to copy. Returns `build`'s result and the outputs the copier copied.
-pub fn while_building<R>(from: &Store, to: &Store, build: impl FnOnce(&Sender<StorePath>) -> R) -> (R, BTreeSet<StorePath>) {
+pub fn while_building<R>(
+    from: &Store,
+    to: &Store,
+    build: impl FnOnce(&Sender<StorePath>) -> R,
+) -> (R, BTreeSet<StorePath>) {
     let (tx, rx) = unbounded::<StorePath>();
     std::thread::scope(|s| {
         let copier = s.spawn(move || {

@@ -4,17 +4,19 @@
 //! cargo compiles a unit incrementally when its profile says so (`incremental`, `true` in
 //! `dev` and `test`) and its package is a path package; `CARGO_INCREMENTAL` and
 //! `build.incremental` override the profile. Our units come with cargo's decision
-//! ([`crate::units::Profile::incremental`]). Such a unit's spec names a directory
-//! ([`state_dir`]: `<target>/<profile>/.nix-incremental/<crate>-<hash>`, the hash being the
-//! unit's `-C metadata`, which does not change when its sources do) that the builder reuses
-//! from one build of the unit to the next (`cargo_nix_unit::incremental`). `cargo nix clean`
-//! removes it with the target directory.
+//! ([`crate::units::Profile::incremental`]). Such a unit keeps its state in
+//! [`state_dir`]: `<target>/<profile>/.nix-incremental/<crate>-<hash>`, the hash being the
+//! unit's `-C metadata`, which does not change when its sources do; `cargo nix clean` removes
+//! it with the target directory.
 //!
-//! That directory is part of the derivation, and the builder must be able to write it: only
-//! when builds run as this user, unsandboxed, on this machine ([`builds_run_here`]). Otherwise
-//! (a daemon, build users, the sandbox, a remote store, a store with another root) units are
-//! compiled from scratch, as before: what a daemon builds for one user's target directory
-//! should not be a derivation no other user can share.
+//! Nothing of it is in the derivation: the directory is offered to the builders this process
+//! forks, as a table from output path to directory ([`Offer`], found by
+//! `cargo_nix_unit::incremental::offered_dir`). A derivation is therefore the same with or
+//! without state, for every user and target directory, and so is shareable (a binary cache,
+//! another store); the state only changes how long its build takes, never what it produces
+//! (rustc's guarantee). The builder finds the offer only where it runs as this user,
+//! unsandboxed, forked by this process ([`builds_run_here`] decides whether to offer at
+//! all); elsewhere units compile from scratch.
 //!
 //! Only units built in the workspace copy get state: their working directory can be given a
 //! stable path. A path package outside the workspace root is compiled from its own store
@@ -30,7 +32,8 @@ use nix_rs::Store;
 pub use cargo_nix_unit::incremental::{out_dir as rustc_out_dir, state_dir as rustc_dir};
 
 use crate::Error;
-use crate::units::Unit;
+use crate::plan::{Plan, PlannedUnit};
+use crate::units::{Unit, Workspace};
 
 /// The directory holding one unit's incremental state (`profile_dir` is the target
 /// directory's profile directory, e.g. `target/debug`).
@@ -42,6 +45,42 @@ pub fn state_dir(profile_dir: &Path, crate_name: &str, hash: &str) -> PathBuf {
 /// that cargo compiles incrementally, built in the workspace copy.
 pub fn wants(unit: &Unit, in_workspace_copy: bool) -> bool {
     unit.profile.incremental && in_workspace_copy && !unit.is_build_script_run()
+}
+
+/// The state directory of planned unit `p` of `ws`, if it keeps state; `profile_dir` is the
+/// absolute profile directory.
+pub fn unit_dir(ws: &Workspace, p: &PlannedUnit, profile_dir: &Path) -> Option<PathBuf> {
+    let unit = ws.graph.units.get(p.index)?;
+    let in_copy = p.reuse.as_ref().is_some_and(|r| r.tree.is_some());
+    wants(unit, in_copy).then(|| state_dir(profile_dir, &crate::plan::rustc_args::crate_name(unit), &p.hash))
+}
+
+/// The table offered to the builders: `<output>\t<directory>` per unit that keeps state.
+pub fn table(ws: &Workspace, plan: &Plan, profile_dir: &Path) -> String {
+    let mut text = String::new();
+    for p in &plan.units {
+        if let Some(dir) = unit_dir(ws, p, profile_dir) {
+            text.push_str(&format!("{}\t{}\n", p.out, dir.display()));
+        }
+    }
+    text
+}
+
+/// The table offered to the builders this process forks, while it lives.
+#[derive(Debug)]
+pub struct Offer {
+    _memfd: std::fs::File,
+}
+
+impl Offer {
+    /// Offers the state directories of `plan`'s units (see [`table`]).
+    pub fn new(ws: &Workspace, plan: &Plan) -> Result<Offer, Error> {
+        let profile_dir =
+            std::path::absolute(ws.profile_dir()).map_err(|e| Error::Io("resolving the target directory".into(), e))?;
+        let file = crate::offer::memfd(cargo_nix_unit::incremental::MARKER, &table(ws, plan, &profile_dir))
+            .map_err(|e| Error::Io("offering the incremental state directories".into(), e))?;
+        Ok(Offer { _memfd: file })
+    }
 }
 
 /// Nix's settings that decide where and as whom builds run.
@@ -60,7 +99,7 @@ pub struct BuildPlace<'a> {
 }
 
 /// Whether the builds of `place` run on this machine, as this user, outside a sandbox: then
-/// the builder can keep state in the user's target directory.
+/// the builder can keep state in the user's target directory, and is offered it.
 pub fn builds_run_here(place: &BuildPlace) -> bool {
     let scheme = place.uri.split('?').next().unwrap_or("");
     let local = scheme == "local" || scheme.starts_with('/');

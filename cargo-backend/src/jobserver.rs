@@ -12,7 +12,6 @@
 //! [`cargo_nix_unit::jobserver`]). The scheduler does not take tokens itself, so while several
 //! units run, up to `jobs - 1` extra codegen threads run besides them (cargo: none then).
 
-use std::ffi::CString;
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -38,15 +37,8 @@ impl Offer {
         // A pipe holds 64 KiB: far more tokens than anyone asks for.
         let mut pipe = File::from(write.try_clone()?);
         pipe.write_all(&vec![b'|'; tokens.min(4096)])?;
-        let name = CString::new(cargo_nix_unit::jobserver::MARKER).expect("no NUL in the marker");
-        // SAFETY: `name` is a NUL-terminated string alive for the call.
-        let memfd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
-        if memfd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: memfd_create returned a new descriptor that nothing else owns.
-        let mut memfd = unsafe { File::from_raw_fd(memfd) };
-        writeln!(memfd, "/proc/{}/fd/{}", std::process::id(), read.as_raw_fd())?;
+        let offer = format!("/proc/{}/fd/{}\n", std::process::id(), read.as_raw_fd());
+        let memfd = crate::offer::memfd(cargo_nix_unit::jobserver::MARKER, &offer)?;
         Ok(Offer { _read: read, _write: write, _memfd: memfd })
     }
 }

@@ -25,6 +25,7 @@ pub mod install;
 pub mod jobserver;
 pub mod messages;
 pub mod noop;
+pub mod offer;
 pub mod plan;
 pub mod queue;
 pub mod run;
@@ -435,7 +436,7 @@ pub fn build_with_cache(
             ws,
             toolchain,
             &builder,
-            plan::PlanOptions { pipelining: options.pipelining, incremental },
+            options.pipelining,
             &workspace_key,
             &mut cache.plan,
         );
@@ -450,6 +451,8 @@ pub fn build_with_cache(
         let (nodes, unit_of) = scheduler_nodes(&plan);
         reporter.planned(&plan);
         let mut per_unit = PerUnit::new(reporter, unit_of.clone(), plan.units.len());
+        // Withdrawn when this round's builds are done.
+        let _state = if incremental { Some(incremental::Offer::new(ws, &plan)?) } else { None };
         let node_outcomes = if copied_back {
             // Wanted outputs are copied back as their units finish (see `copy_back`).
             let wanted = copy_back_wanted(ws, &plan);

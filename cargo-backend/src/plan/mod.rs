@@ -50,15 +50,6 @@ use crate::spec::{Action, SPEC_ENV, UnitSpec};
 use crate::toolchain::Toolchain;
 use crate::units::{Mode, PackageInfo, Unit, Workspace};
 
-/// How [`Planner::plan_cached`] plans.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PlanOptions {
-    /// [`Planner::pipelining`].
-    pub pipelining: bool,
-    /// [`Planner::incremental`].
-    pub incremental: bool,
-}
-
 /// A node of the build graph: a unit's derivation, or the metadata-only derivation of a
 /// pipelined library unit (see [`Planner::plan_cached`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
@@ -147,8 +138,6 @@ pub struct Planner<'a> {
     runs: BTreeMap<String, LastRun>,
     /// The workspace copy, once added ([`Planner::ws_tree`]).
     ws_tree: Option<StorePath>,
-    /// Whether units cargo compiles incrementally keep rustc's state ([`crate::incremental`]).
-    incremental: bool,
 }
 
 /// The store path holding `path`, if `path` is inside `store_dir` and valid in `store`.
@@ -231,7 +220,6 @@ impl<'a> Planner<'a> {
             user_env: script_env::snapshot(),
             runs: BTreeMap::new(),
             ws_tree: None,
-            incremental: false,
         })
     }
 
@@ -244,13 +232,6 @@ impl<'a> Planner<'a> {
     /// wait for the full `.rlib`s they link.
     pub fn pipelining(mut self, on: bool) -> Self {
         self.pipelined = if on { pipelined_units(&self.ws.graph) } else { Vec::new() };
-        self
-    }
-
-    /// Turns incremental state on or off (default: off): on only when builds can reach the
-    /// target directory ([`crate::incremental::available`]).
-    pub fn incremental(mut self, on: bool) -> Self {
-        self.incremental = on;
         self
     }
 
@@ -449,10 +430,6 @@ impl<'a> Planner<'a> {
             path: self.tc.path_env.clone(),
             env,
             action,
-            incremental: (self.incremental && crate::incremental::wants(unit, tree.is_some())).then(|| {
-                let name = rustc_args::crate_name(unit);
-                crate::incremental::state_dir(&ws.profile_dir(), &name, &hash).display().to_string()
-            }),
         };
         let reuse = match (&tree, &pkg_rel) {
             (Some(t), Some(rel)) => Some(ReuseInfo {
@@ -491,8 +468,6 @@ impl<'a> Planner<'a> {
                     if let Action::Rustc { metadata_only, .. } = &mut spec.action {
                         *metadata_only = true;
                     }
-                    // The full compile keeps the state; the two may run at once.
-                    spec.incremental = None;
                     let json = serde_json::to_string(&spec).expect("spec serializes");
                     drv.name(sanitize(&format!("rust-{}-{}-{}-metadata", pkg.name, pkg.version, unit.target.name)));
                     drv.env(SPEC_ENV, json);

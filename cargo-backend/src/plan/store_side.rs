@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use std::collections::BTreeSet;
 
-use super::{CachedUnit, Plan, PlanOptions, Planner, Record, sanitize, script_env};
+use super::{CachedUnit, Plan, Planner, Record, sanitize, script_env};
 use crate::Error;
 use crate::toolchain::{Toolchain, hex};
 use crate::units::{PackageInfo, Unit, Workspace};
@@ -77,13 +77,12 @@ impl<'a> Planner<'a> {
         ws: &'a Workspace,
         tc: &'a Toolchain,
         builder: &Path,
-        options: PlanOptions,
+        pipelining: bool,
         workspace_key: &str,
         cache: &mut Record,
     ) -> Result<Plan, Error> {
-        let mut this = Self::with_source_cache(store, ws, tc, builder, std::mem::take(&mut cache.sources))?
-            .pipelining(options.pipelining)
-            .incremental(options.incremental);
+        let mut this =
+            Self::with_source_cache(store, ws, tc, builder, std::mem::take(&mut cache.sources))?.pipelining(pipelining);
         this.runs = cache.runs.clone();
         this.plan_with(workspace_key, cache)
     }
@@ -107,7 +106,6 @@ impl<'a> Planner<'a> {
         let store_dir = self.store.store_dir().map_err(|e| Error::Nix("reading the store dir".into(), e))?;
         key.str(&uri).str(&store_dir);
         key.str(if self.pipelined.is_empty() { "" } else { "pipelining" });
-        key.str(if self.incremental { "incremental" } else { "" });
         for s in &sources {
             key.str(s);
         }

@@ -1,8 +1,10 @@
 //! rustc's incremental state for one unit, kept outside the store across builds.
 //!
 //! cargo compiles workspace members incrementally (`-C incremental=`). A unit's derivation is
-//! built afresh after every edit, so the state lives in a directory outside the store that the
-//! planner names per unit (stable across edits) and that the builder finds again:
+//! built afresh after every edit, so the state lives in a directory outside the store, one per
+//! unit (stable across edits), that `cargo nix` offers the builder outside the derivation
+//! ([`offered_dir`], [`MARKER`]), so the derivation stays what it is without state, and
+//! shareable. The directory holds:
 //!
 //! - `lock`: held (`flock`) while a build uses the directory, so two builds of the same unit
 //!   (two edits built at once by two processes) take turns;
@@ -28,6 +30,24 @@ use std::fs::{self, File};
 use std::io;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
+
+/// The name of the memfd through which `cargo nix` offers the units' directories: one line per
+/// unit, `<output path>\t<directory>` (see [`crate::offer`]).
+pub const MARKER: &str = "cargo-nix-incremental";
+
+/// The directory the table `text` gives the unit whose output is `out`.
+pub fn parse_table(text: &str, out: &Path) -> Option<PathBuf> {
+    let out = out.to_str()?;
+    text.lines()
+        .find_map(|l| l.split_once('\t').filter(|(o, d)| *o == out && d.starts_with('/')).map(|(_, d)| d.into()))
+}
+
+/// The directory `cargo nix` offers for the unit whose output is `out`: none unless it runs
+/// this build itself (see [`crate::offer`]), in which case the unit is one cargo compiles
+/// incrementally.
+pub fn offered_dir(out: &Path) -> Option<PathBuf> {
+    parse_table(&crate::offer::from_parent(MARKER)?, out)
+}
 
 /// rustc's `-C incremental=` directory inside a unit's directory `dir`.
 pub fn state_dir(dir: &Path) -> PathBuf {
@@ -220,6 +240,15 @@ mod tests {
         let _ = fs::remove_dir_all(&d);
         fs::create_dir_all(&d).unwrap();
         d
+    }
+
+    #[test]
+    fn the_table_gives_a_unit_its_directory() {
+        let table = "/s/aaa-x\t/w/target/debug/.nix-incremental/x-1\n/s/bbb-y\t/w/target/debug/.nix-incremental/y-2\n";
+        assert_eq!(parse_table(table, Path::new("/s/bbb-y")), Some("/w/target/debug/.nix-incremental/y-2".into()));
+        assert_eq!(parse_table(table, Path::new("/s/ccc-z")), None);
+        assert_eq!(parse_table("/s/aaa-x\trelative/dir\n", Path::new("/s/aaa-x")), None, "absolute only");
+        assert_eq!(parse_table("", Path::new("/s/aaa-x")), None);
     }
 
     #[test]

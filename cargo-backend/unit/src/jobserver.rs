@@ -11,7 +11,6 @@
 //! parent's `/proc` entries) nothing is found, and rustc makes its own jobserver as before.
 //! rustc's output does not depend on how many threads it gets.
 
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 /// The name of the memfd that offers the jobserver (`/memfd:<MARKER> (deleted)` in `/proc`).
@@ -20,19 +19,11 @@ pub const MARKER: &str = "cargo-nix-jobserver";
 /// The `CARGO_MAKEFLAGS` value for the jobserver the process `pid` offers, if it offers one
 /// that this process can open.
 pub fn offered_by(pid: u32) -> Option<String> {
-    let prefix = format!("/memfd:{MARKER}");
-    for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten() {
-        let Ok(target) = std::fs::read_link(entry.path()) else { continue };
-        if !target.as_os_str().as_bytes().starts_with(prefix.as_bytes()) {
-            continue;
-        }
-        let text = std::fs::read_to_string(entry.path()).ok()?;
-        let fifo = parse_offer(&text, pid)?;
-        // Opened as rustc will open it (both ways): if this fails, rustc would warn.
-        std::fs::OpenOptions::new().read(true).write(true).open(Path::new(&fifo)).ok()?;
-        return Some(makeflags(&fifo));
-    }
-    None
+    let text = crate::offer::read(pid, MARKER)?;
+    let fifo = parse_offer(&text, pid)?;
+    // Opened as rustc will open it (both ways): if this fails, rustc would warn.
+    std::fs::OpenOptions::new().read(true).write(true).open(Path::new(&fifo)).ok()?;
+    Some(makeflags(&fifo))
 }
 
 /// The jobserver the parent of this process offers (see [`offered_by`]).

@@ -7,6 +7,7 @@
 //!
 //! - [`build_script`]: a build script's stdout read as cargo reads it;
 //! - [`incremental`]: rustc's incremental state of a unit, kept outside the store;
+//! - [`offer`]: what `cargo nix` offers its builders outside the derivation;
 //! - [`jobserver`]: the jobserver `cargo nix` offers its builders, found without the derivation;
 //! - [`spec`]: the JSON a derivation carries (what to run);
 //! - [`run_unit`]: running it (rustc or a build script) inside the build.
@@ -14,5 +15,6 @@
 pub mod build_script;
 pub mod incremental;
 pub mod jobserver;
+pub mod offer;
 pub mod run_unit;
 pub mod spec;

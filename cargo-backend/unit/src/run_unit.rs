@@ -106,8 +106,8 @@ pub fn run(spec: &UnitSpec, out: &Path) -> Result<(), UnitFailure> {
         Action::Rustc { rustc, args, out_subdir, build_script, dep_build_scripts, link, metadata_only } => {
             let artifacts = out.join(out_subdir);
             mkdir(&artifacts)?;
-            let session = match &spec.incremental {
-                Some(dir) => Some(incremental_session(dir, spec)?),
+            let session = match crate::incremental::offered_dir(out).filter(|_| !*metadata_only) {
+                Some(dir) => Some(incremental_session(&dir, spec)?),
                 None => None,
             };
             // With state, rustc writes into a directory of the state's (rustc tracks its output
@@ -307,8 +307,8 @@ fn run_rustc(mut cmd: Command, spec: &UnitSpec, out: &Path) -> Result<RustcRun, 
 
 /// The unit's incremental directory, or a fresh one in the build directory (with a line in
 /// the build log saying why) when it cannot be used.
-fn incremental_session(dir: &str, spec: &UnitSpec) -> Result<Session, UnitFailure> {
-    let s = Session::open(Path::new(dir), &working_dir(spec)?, &build_dir())
+fn incremental_session(dir: &Path, spec: &UnitSpec) -> Result<Session, UnitFailure> {
+    let s = Session::open(dir, &working_dir(spec)?, &build_dir())
         .map_err(|e| UnitFailure(format!("preparing incremental state for {}: {e}", spec.label)))?;
     if let Some(why) = &s.fallback {
         eprintln!("cargo-nix-unit: incremental state not usable ({why}); compiling {} from scratch", spec.label);

@@ -36,12 +36,6 @@ pub struct UnitSpec {
     pub env: BTreeMap<String, String>,
     /// What to run.
     pub action: Action,
-    /// rustc's incremental state for this unit, kept outside the store (cargo compiles
-    /// workspace members incrementally): the directory the builder runs rustc in
-    /// ([`crate::incremental`]). Absent for every other unit, so their specs, and hashes, are
-    /// as without it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub incremental: Option<String>,
 }
 
 /// What a unit runs.

@@ -112,6 +112,7 @@ fn new_reporter<'a>(
         announced: HashSet::new(),
         plan: Vec::new(),
         profile_dir: std::path::absolute(cargo_backend::profile_dir(ws))?,
+        incremental: false,
         running: Vec::new(),
     })
 }
@@ -233,6 +234,7 @@ fn build_in(
                 options.jobs = j;
             }
             let mut reporter = new_reporter(status, &ws, Some(&store), format, args.verbose)?;
+            reporter.incremental = cargo_backend::incremental::available(&store)?;
             let report = cargo_backend::build_with_cache(
                 &store,
                 local_store.as_ref(),

@@ -27,6 +27,8 @@ pub struct CliReporter<'a> {
     /// The plan, once [`Reporter::planned`] has been called.
     pub plan: Vec<PlannedUnit>,
     pub profile_dir: PathBuf,
+    /// Whether units keep incremental state (`-v` shows their `-C incremental=`).
+    pub incremental: bool,
     /// Units being built, with their progress-bar names, in start order.
     pub running: Vec<(usize, String)>,
 }
@@ -68,7 +70,8 @@ impl CliReporter<'_> {
             .store
             .and_then(|s| s.read_derivation(&p.drv).ok())
             .and_then(|d| d.env.get(SPEC_ENV).and_then(|json| serde_json::from_str::<UnitSpec>(json).ok()));
-        let incremental = spec.as_ref().and_then(|s| s.incremental.clone());
+        let incremental =
+            cargo_backend::incremental::unit_dir(self.ws, p, &self.profile_dir).filter(|_| self.incremental);
         match spec.map(|s| s.action) {
             Some(Action::Rustc { rustc, mut args, out_subdir, build_script, dep_build_scripts, .. }) => {
                 args.insert(0, rustc);
@@ -76,9 +79,8 @@ impl CliReporter<'_> {
                 match incremental {
                     // The builder moves what rustc writes there to the output afterwards.
                     Some(dir) => {
-                        let dir = std::path::Path::new(&dir);
-                        args.push(cargo_backend::incremental::rustc_out_dir(dir).display().to_string());
-                        let state = cargo_backend::incremental::rustc_dir(dir);
+                        args.push(cargo_backend::incremental::rustc_out_dir(&dir).display().to_string());
+                        let state = cargo_backend::incremental::rustc_dir(&dir);
                         args.extend(["-C".into(), format!("incremental={}", state.display())]);
                     }
                     None => args.push(format!("{}/{out_subdir}", p.out)),
