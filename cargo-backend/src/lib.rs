@@ -459,7 +459,10 @@ pub fn build_with_cache(
             let wanted = plan.units.iter().map(|u| wanted[u.index].then(|| u.out.clone())).collect();
             let (result, copied) = copy_back::while_building(store, artifact_store, |tx| {
                 per_unit.copy = Some((tx.clone(), wanted));
-                scheduler::realise(store, cache_store.as_ref(), &nodes, &sched, &mut per_unit)
+                let result = scheduler::realise(store, cache_store.as_ref(), &nodes, &sched, &mut per_unit);
+                // The copier stops once every sender is gone.
+                per_unit.copy = None;
+                result
             });
             copied_early.extend(copied);
             result?
