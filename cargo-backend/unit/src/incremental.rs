@@ -76,22 +76,17 @@ impl Session {
     /// used, and lays out `cwd/` as links to the entries of `tree` (the working directory the
     /// spec names).
     pub fn open(dir: &Path, tree: &Path, scratch: &Path) -> io::Result<Session> {
-        let mut session = match Session::lock(dir) {
-            Ok(s) => s,
+        match Session::lock(dir).and_then(|s| s.link_tree(tree).map(|()| s)) {
+            Ok(s) => Ok(s),
+            // A directory this build cannot lock or lay out (not writable by its user, a
+            // leftover of another user's): a fresh one, compiled from scratch.
             Err(e) => {
                 let mut s = Session::lock(&scratch.join("incremental"))?;
+                s.link_tree(tree)?;
                 s.fallback = Some(format!("{}: {e}", dir.display()));
-                s
+                Ok(s)
             }
-        };
-        if let Err(e) = session.link_tree(tree) {
-            // A `cwd/` that cannot be laid out (e.g. a leftover of another user): from scratch.
-            let mut s = Session::lock(&scratch.join("incremental"))?;
-            s.link_tree(tree)?;
-            s.fallback = Some(format!("{}: {e}", session.root.display()));
-            session = s;
         }
-        Ok(session)
     }
 
     fn lock(dir: &Path) -> io::Result<Session> {
