@@ -90,8 +90,8 @@ pub struct BuildPlace<'a> {
     pub uri: &'a str,
     /// The URI it was opened with, with its parameters.
     pub requested: &'a str,
-    /// Nix's `sandbox` setting.
-    pub sandbox: &'a str,
+    /// Whether Nix's sandbox is on ([`crate::toolchain::sandbox_enabled`]).
+    pub sandbox: bool,
     /// Nix's `build-users-group` setting.
     pub build_users_group: &'a str,
     /// Whether this process runs as root (Nix uses build users only then).
@@ -108,7 +108,7 @@ pub fn builds_run_here(place: &BuildPlace) -> bool {
     let params = place.requested.split_once('?').map_or("", |(_, q)| q);
     let other_root = params.split('&').any(|p| p.starts_with("root=") || p.starts_with("real="));
     let build_users = place.root && !place.build_users_group.trim().is_empty();
-    local && !other_root && place.sandbox.trim() == "false" && !build_users
+    local && !other_root && !place.sandbox && !build_users
 }
 
 /// [`builds_run_here`] for `store`, with Nix's settings as this process reads them.
@@ -116,23 +116,19 @@ pub fn available(store: &Store) -> Result<bool, Error> {
     let setting = |name: &str| nix_rs::settings::get(name).map_err(|e| Error::Nix(format!("reading {name}"), e));
     let uri = store.uri().map_err(|e| Error::Nix("reading the store URI".into(), e))?;
     let requested = store.uri_with_params();
-    let (sandbox, group) = (setting("sandbox")?, setting("build-users-group")?);
+    let sandbox = crate::toolchain::sandbox_enabled()?;
+    let group = setting("build-users-group")?;
     // SAFETY: geteuid has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
-    Ok(builds_run_here(&BuildPlace {
-        uri: &uri,
-        requested: &requested,
-        sandbox: &sandbox,
-        build_users_group: &group,
-        root,
-    }))
+    Ok(builds_run_here(&BuildPlace { uri: &uri, requested: &requested, sandbox, build_users_group: &group, root }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn place<'a>(uri: &'a str, requested: &'a str, sandbox: &'a str, group: &'a str, root: bool) -> BuildPlace<'a> {
+    fn place<'a>(uri: &'a str, requested: &'a str, sandbox: &str, group: &'a str, root: bool) -> BuildPlace<'a> {
+        let sandbox = crate::toolchain::sandbox_on(sandbox);
         BuildPlace { uri, requested, sandbox, build_users_group: group, root }
     }
 

@@ -258,7 +258,12 @@ pub enum ToolchainSource {
 /// Whether Nix's `sandbox` setting (as this process reads `nix.conf`) is on.
 pub fn sandbox_enabled() -> Result<bool, Error> {
     let v = nix_rs::settings::get("sandbox").map_err(|e| Error::Nix("reading the sandbox setting".into(), e))?;
-    Ok(matches!(v.trim(), "true" | "relaxed"))
+    Ok(sandbox_on(&v))
+}
+
+/// Whether a value of Nix's `sandbox` setting turns the sandbox on (`relaxed` does too).
+pub fn sandbox_on(value: &str) -> bool {
+    matches!(value.trim(), "true" | "relaxed")
 }
 
 /// The paths that Nix's `sandbox-paths` setting (with `extra-sandbox-paths`) makes visible in
