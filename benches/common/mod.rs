@@ -62,7 +62,13 @@ pub fn create(store: &Store, system: &str, shape: Shape, n: usize) -> Vec<Node> 
 
 /// Realises `nodes` with the backend's scheduler; every one must be built.
 pub fn realise(store: &Store, nodes: &[Node]) {
-    let opts = SchedulerOptions { jobs: JOBS, keep_going: false, stop: Default::default(), worker_stores: Vec::new() };
+    let opts = SchedulerOptions {
+        jobs: JOBS,
+        keep_going: false,
+        stop: Default::default(),
+        worker_stores: Vec::new(),
+        jobserver: None,
+    };
     let outcomes = scheduler::realise(store, None, nodes, &opts, &mut Silent).unwrap();
     assert!(outcomes.iter().all(|o| matches!(o, cargo_backend::Outcome::Built(_))));
 }

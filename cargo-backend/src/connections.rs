@@ -13,6 +13,12 @@
 //! back keep the first store's one session, free while the workers build
 //! ([`crate::copy_back`]). Local stores have no such setting (Nix warns
 //! about unknown ones), so nothing is added for them either.
+//!
+//! Those SSH sessions are shared ([`ssh_multiplexing`]): Nix up to 2.33 drops an `ssh-ng`
+//! connection after every path it copies from it (NixOS/nix#6950, fixed by NixOS/nix#14998),
+//! so copying the outputs back opened a new SSH session per unit, a handshake each.
+
+use std::path::Path;
 
 /// The store parameters to open `uri` with for `jobs` workers: `max-connections = jobs` for a
 /// store with a connection pool whose URI does not set it itself, else nothing.
@@ -30,9 +36,77 @@ pub fn extra_stores(uri: &str, jobs: usize) -> usize {
     if uri.contains("://") && matches!(scheme, "ssh-ng" | "ssh") && jobs > 1 { jobs } else { 0 }
 }
 
+/// The options SSH needs for multiplexing one session: `ControlMaster=auto` with its socket in
+/// `control_dir`, kept for 2 s after the last connection closes.
+fn control_opts(control_dir: &Path) -> String {
+    format!("-oControlMaster=auto -oControlPath={}/ssh-%C -oControlPersist=2", control_dir.display())
+}
+
+/// The `NIX_SSHOPTS` to run with when the store is `uri` and `NIX_SSHOPTS` is `current`, for
+/// every SSH session Nix opens to that host to share one (an SSH master whose socket is in
+/// `control_dir`, a directory only this user can write): `current` plus the multiplexing
+/// options, or `None` to leave things as they are:
+/// - not an `ssh-ng://` or `ssh://` store;
+/// - the URI sets `max-connections`, with which Nix starts a master of its own;
+/// - `current` already chooses (`Control…` options, `-S`, `-M`): the user's choice is kept;
+/// - `control_dir` does not fit: Nix splits `NIX_SSHOPTS` at whitespace, and a socket path
+///   (`ssh-` and a 40-character hash, plus the 17 characters ssh adds while it makes the
+///   socket) must fit the 108 bytes of a Unix socket address.
+pub fn ssh_multiplexing(uri: &str, current: Option<&str>, control_dir: &Path) -> Option<String> {
+    let (base, query) = uri.split_once('?').unwrap_or((uri, ""));
+    let scheme = base.split_once("://").map(|(s, _)| s);
+    if !matches!(scheme, Some("ssh-ng" | "ssh")) {
+        return None;
+    }
+    if query.split('&').any(|kv| kv.split('=').next() == Some("max-connections")) {
+        return None;
+    }
+    let current = current.unwrap_or("").trim();
+    let chooses = current.split_whitespace().any(|w| {
+        let lower = w.to_ascii_lowercase();
+        lower.contains("control") || w.starts_with("-S") || w == "-M"
+    });
+    let dir = control_dir.to_str()?;
+    if chooses || dir.is_empty() || dir.contains(char::is_whitespace) || dir.len() + "/ssh-".len() + 40 + 17 >= 108 {
+        return None;
+    }
+    let opts = control_opts(control_dir);
+    Some(if current.is_empty() { opts } else { format!("{current} {opts}") })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{extra_stores, store_params};
+    use super::{extra_stores, ssh_multiplexing, store_params};
+    use std::path::Path;
+
+    #[test]
+    fn ssh_stores_share_one_session() {
+        let dir = Path::new("/run/user/1000/cargo-nix-locks");
+        let opts = "-oControlMaster=auto -oControlPath=/run/user/1000/cargo-nix-locks/ssh-%C -oControlPersist=2";
+        assert_eq!(ssh_multiplexing("ssh-ng://me@host?ssh-key=/k", None, dir).as_deref(), Some(opts));
+        assert_eq!(ssh_multiplexing("ssh://host", Some("  "), dir).as_deref(), Some(opts));
+        assert_eq!(
+            ssh_multiplexing("ssh-ng://host", Some("-p 2222 -oBatchMode=yes"), dir),
+            Some(format!("-p 2222 -oBatchMode=yes {opts}"))
+        );
+        for other in ["auto", "daemon", "local?root=/r", "/nix/store", "file:///c", "s3://b", "unix:///s"] {
+            assert_eq!(ssh_multiplexing(other, None, dir), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn ssh_multiplexing_keeps_other_choices() {
+        let dir = Path::new("/tmp/cargo-nix-locks-0");
+        assert_eq!(ssh_multiplexing("ssh-ng://h?max-connections=4", None, dir), None, "Nix's own master");
+        assert_eq!(ssh_multiplexing("ssh-ng://h?a=1&max-connections=1", None, dir), None);
+        for user in ["-oControlMaster=no", "-o ControlPath=/x/%C", "-S /x/s", "-M", "-o controlpersist=yes"] {
+            assert_eq!(ssh_multiplexing("ssh-ng://h", Some(user), dir), None, "{user}");
+        }
+        assert_eq!(ssh_multiplexing("ssh-ng://h", None, Path::new("/tmp/a b")), None, "split at whitespace");
+        let long = format!("/tmp/{}", "d".repeat(50));
+        assert_eq!(ssh_multiplexing("ssh-ng://h", None, Path::new(&long)), None, "no room for the socket");
+        assert!(ssh_multiplexing("ssh-ng://h", None, Path::new(&long[..40])).is_some());
+    }
 
     #[test]
     fn ssh_stores_get_a_store_per_worker() {

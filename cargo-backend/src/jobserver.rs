@@ -9,18 +9,27 @@
 //! identity): this process keeps a memfd named [`cargo_nix_unit::jobserver::MARKER`] open,
 //! holding `/proc/<pid>/fd/<n>` of the pipe's read end; a builder whose parent is this process
 //! (a local store, no sandbox) finds it among its parent's descriptors (see
-//! [`cargo_nix_unit::jobserver`]). The scheduler does not take tokens itself, so while several
-//! units run, up to `jobs - 1` extra codegen threads run besides them (cargo: none then).
+//! [`cargo_nix_unit::jobserver`]).
+//!
+//! The scheduler takes tokens from the same pipe, as cargo's job queue does: a unit starts on
+//! the implicit token when none is running, and each further unit needs a token
+//! ([`Offer::try_take`]), given back when it is no longer needed ([`Offer::give_back`]). So
+//! with `-j N` there are never more than N threads compiling, units and codegen threads
+//! together, however rustc's codegen threads and the scheduler share them out.
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 
 /// An offered jobserver; withdrawn (descriptors closed) when dropped.
 #[derive(Debug)]
 pub struct Offer {
     _read: OwnedFd,
-    _write: OwnedFd,
+    write: File,
+    /// The pipe's read end opened again, non-blocking (its own open file description, so
+    /// the builders' blocking reads are not affected): [`Offer::try_take`].
+    taker: File,
     _memfd: File,
 }
 
@@ -35,18 +44,34 @@ impl Offer {
         // SAFETY: pipe2 succeeded, so both descriptors are open and owned by nobody else.
         let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         // A pipe holds 64 KiB: far more tokens than anyone asks for.
-        let mut pipe = File::from(write.try_clone()?);
+        let mut pipe = File::from(write);
         pipe.write_all(&vec![b'|'; tokens.min(4096)])?;
         let offer = format!("/proc/{}/fd/{}\n", std::process::id(), read.as_raw_fd());
         let memfd = crate::offer::memfd(cargo_nix_unit::jobserver::MARKER, &offer)?;
-        Ok(Offer { _read: read, _write: write, _memfd: memfd })
+        let taker = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(format!("/proc/self/fd/{}", read.as_raw_fd()))?;
+        Ok(Offer { _read: read, write: pipe, taker, _memfd: memfd })
+    }
+
+    /// Takes a token if one is free now (without waiting).
+    pub fn try_take(&self) -> bool {
+        let mut token = [0u8; 1];
+        matches!((&self.taker).read(&mut token), Ok(1))
+    }
+
+    /// Gives `n` taken tokens back.
+    pub fn give_back(&self, n: usize) {
+        // The pipe had room for them before they were taken; a failure here only means fewer
+        // codegen threads for the rest of this build.
+        let _ = (&self.write).write_all(&vec![b'|'; n]);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
 
     #[test]
     fn builders_of_this_process_find_the_offer_and_its_tokens() {
@@ -62,6 +87,11 @@ mod tests {
         assert_eq!(pipe.read(&mut buf).unwrap(), 3);
         assert!(pipe.read(&mut buf).is_err(), "no fourth token");
         pipe.write_all(b"|||").unwrap();
+        // The scheduler's side: the same three tokens, taken without waiting, then given back.
+        assert!((0..3).all(|_| offer.try_take()));
+        assert!(!offer.try_take(), "no fourth token, and no waiting for one");
+        offer.give_back(2);
+        assert_eq!(pipe.read(&mut buf).unwrap(), 2);
         drop(offer);
         assert_eq!(cargo_nix_unit::jobserver::offered_by(std::process::id()), None, "withdrawn when dropped");
     }

@@ -411,15 +411,16 @@ pub fn build_with_cache(
     };
     let incremental = incremental::available(store)?;
     let stop = &options.stop;
+    // Offered to the builders for as long as units are built, and shared with the scheduler;
+    // without it (it could not be made) rustc makes its own, as before.
+    let jobserver = jobserver::Offer::new(options.jobs.saturating_sub(1)).ok().map(std::sync::Arc::new);
     let sched = SchedulerOptions {
         jobs: options.jobs,
         keep_going: options.keep_going,
         stop: stop.clone(),
         worker_stores: options.worker_stores.clone(),
+        jobserver,
     };
-    // Offered to the builders for as long as units are built; without it (it could not be
-    // made) rustc makes its own, as before.
-    let _jobserver = jobserver::Offer::new(options.jobs.saturating_sub(1)).ok();
     let (mut plan_time, mut source_time, mut build_time) = Default::default();
     // At most two rounds: the second when a build script declared (`rerun-if-env-changed`) a
     // variable that is set but that it could not see on its first run; it runs again with it,

@@ -11,15 +11,20 @@
 //! units in flight end as soon as their realise returns; after [`nix_rs::interrupt`] that is at
 //! once, with their builders killed, and they are reported as [`Outcome::Interrupted`], not as
 //! failures.
+//!
+//! With a jobserver ([`SchedulerOptions::jobserver`]), a unit starts without a token only when
+//! none is running; each further unit takes one, as cargo's job queue does (see
+//! [`crate::jobserver`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, unbounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 use nix_rs::{Store, StorePath};
 
 use crate::Error;
+use crate::jobserver::Offer;
 use crate::queue::DependencyQueue;
 use crate::unit_lock::{NotLocked, UnitLock};
 
@@ -161,6 +166,48 @@ pub struct SchedulerOptions {
     /// for stores whose one connection would build one unit at a time: see
     /// [`crate::connections`]); the other workers use the store [`realise`] is given.
     pub worker_stores: Vec<Arc<Store>>,
+    /// The jobserver the builders share: each unit beyond the first running takes a token
+    /// from it. `None`: `jobs` units at once, no tokens.
+    pub jobserver: Option<Arc<Offer>>,
+}
+
+/// How often the coordinator looks for a free token while a ready unit waits for one.
+const TOKEN_POLL: Duration = Duration::from_millis(5);
+
+/// The jobserver tokens the coordinator holds; given back when dropped.
+struct Tokens<'a> {
+    offer: Option<&'a Offer>,
+    held: usize,
+}
+
+impl Tokens<'_> {
+    /// Whether a unit may start while `running` others run: the first needs no token, each
+    /// further one its own (taken now if free); always without a jobserver.
+    fn allow(&mut self, running: usize) -> bool {
+        let Some(offer) = self.offer else { return true };
+        if running == 0 || self.held >= running {
+            return true;
+        }
+        if offer.try_take() {
+            self.held += 1;
+        }
+        self.held >= running
+    }
+
+    /// Gives back the tokens `running` units do not need (the first runs without one).
+    fn keep_for(&mut self, running: usize) {
+        let need = running.saturating_sub(1);
+        if let Some(offer) = self.offer.filter(|_| self.held > need) {
+            offer.give_back(self.held - need);
+            self.held = need;
+        }
+    }
+}
+
+impl Drop for Tokens<'_> {
+    fn drop(&mut self) {
+        self.keep_for(0);
+    }
 }
 
 struct Job {
@@ -364,6 +411,7 @@ pub fn realise(
         }
         drop(msg_tx);
         let mut in_flight = 0usize;
+        let mut tokens = Tokens { offer: options.jobserver.as_deref(), held: 0 };
         let mut stopping = false;
         let mut interrupted = false;
         loop {
@@ -374,7 +422,12 @@ pub fn realise(
             }
             // At most `jobs` units are handed to workers at once, so that after a failure
             // only those finish (fail-fast) and nothing queued behind them starts.
-            while let Some(i) = if stopping || in_flight >= jobs { None } else { queue.dequeue() } {
+            while let Some(i) = if stopping || in_flight >= jobs || queue.ready_count() == 0 || !tokens.allow(in_flight)
+            {
+                None
+            } else {
+                queue.dequeue()
+            } {
                 if valid[i] || !needed[i] {
                     let outcome = if valid[i] { Outcome::Reused } else { Outcome::NotNeeded };
                     reporter.finished(i, &outcome);
@@ -385,10 +438,20 @@ pub fn realise(
                 in_flight += 1;
                 let _ = job_tx.send(Job { index: i, drv: nodes[i].drv.clone(), out: nodes[i].out.clone() });
             }
+            tokens.keep_for(in_flight);
             if in_flight == 0 {
                 break;
             }
-            let msg = msg_rx.recv().map_err(|_| Error::Graph("all scheduler workers are gone".into()))?;
+            // A ready unit waiting for a token: look for one again soon (builders give them
+            // back without a message).
+            let waiting = !stopping && in_flight < jobs && queue.ready_count() > 0;
+            let msg = match if waiting { msg_rx.recv_timeout(TOKEN_POLL) } else { msg_rx.recv().map_err(Into::into) } {
+                Ok(msg) => msg,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(Error::Graph("all scheduler workers are gone".into()));
+                }
+            };
             match &msg {
                 Message::PushFailed { index, error } => {
                     reporter.push_failed(*index, error);
@@ -433,7 +496,29 @@ pub fn realise(
 
 #[cfg(test)]
 mod tests {
-    use super::needed_nodes;
+    use super::{Tokens, needed_nodes};
+    use crate::jobserver::Offer;
+
+    #[test]
+    fn units_beyond_the_first_run_on_tokens() {
+        let offer = Offer::new(2).unwrap();
+        let mut tokens = Tokens { offer: Some(&offer), held: 0 };
+        assert!(tokens.allow(0), "the first unit runs on the implicit token");
+        assert!(tokens.allow(1) && tokens.allow(2), "then one token per unit");
+        assert_eq!(tokens.held, 2);
+        assert!(!tokens.allow(3), "none left: the fourth waits");
+        // Taken by a builder's rustc meanwhile: the scheduler finds none.
+        tokens.keep_for(1);
+        assert_eq!(tokens.held, 0, "one unit running needs no token");
+        assert!(offer.try_take() && offer.try_take() && !offer.try_take(), "both were given back");
+        assert!(!tokens.allow(1));
+        offer.give_back(2);
+        assert!(tokens.allow(1));
+        drop(tokens);
+        assert!(offer.try_take() && offer.try_take() && !offer.try_take(), "given back when dropped");
+        let mut none = Tokens { offer: None, held: 0 };
+        assert!(none.allow(7), "without a jobserver nothing waits");
+    }
 
     #[test]
     fn optional_nodes_are_built_only_for_dependents_that_are() {

@@ -62,6 +62,20 @@ fn open_store(uri: &str, jobs: usize) -> Result<Store> {
     Ok(store)
 }
 
+/// Makes the SSH sessions Nix opens for an `ssh-ng://` or `ssh://` --store share one, by adding
+/// SSH's multiplexing options to `NIX_SSHOPTS` ([`connections::ssh_multiplexing`]), with the
+/// master's socket in this user's lock directory. Called while the process has one thread.
+pub fn share_ssh_sessions(args: &BuildArgs) {
+    // A lock directory that cannot be used fails the build later, with its own error.
+    let Ok(dir) = cargo_backend::unit_lock::LockDir::for_this_user() else { return };
+    let current = std::env::var("NIX_SSHOPTS").ok();
+    if let Some(opts) = connections::ssh_multiplexing(&args.store, current.as_deref(), dir.path()) {
+        // SAFETY: called from `main` before any other thread is started, so nothing reads the
+        // environment while it changes.
+        unsafe { std::env::set_var("NIX_SSHOPTS", opts) };
+    }
+}
+
 /// The stores of a build ([`open_stores`]).
 struct Stores {
     /// The store to build in.

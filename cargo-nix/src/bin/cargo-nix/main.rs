@@ -128,6 +128,12 @@ fn main() -> ExitCode {
         args.remove(1);
     }
     let cli = Cli::parse_from(args);
+    if let Command::Build(a) | Command::Check(a) | Command::Test { build: a, .. } | Command::Run { build: a, .. } =
+        &cli.command
+    {
+        // Here, before the signal thread: the environment may only change while one thread runs.
+        build::share_ssh_sessions(a);
+    }
     let status = Status::new(std::io::stderr().is_terminal(), ProgressWhen::Never);
     let stop = Stop::default();
     if let Err(e) = signals::handle_signals(stop.clone()) {
