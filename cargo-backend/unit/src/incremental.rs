@@ -169,16 +169,15 @@ impl Session {
     /// is generated again from scratch.
     pub fn link_deps(&self, args: &[String]) -> io::Result<Vec<String>> {
         let deps = self.root.join("deps");
-        if fs::symlink_metadata(&deps).is_ok() {
-            fs::remove_dir_all(&deps)?;
-        }
-        fs::create_dir(&deps)?;
-        let link = |file: &Path| -> io::Result<PathBuf> {
-            let to = deps.join(file.file_name().unwrap_or_default());
-            if fs::symlink_metadata(&to).is_err() && fs::hard_link(file, &to).is_err() {
-                fs::copy(file, &to)?;
+        // What deps/ is to hold, name -> file (the first of a name wins), and the arguments.
+        let mut wanted: Vec<(std::ffi::OsString, PathBuf)> = Vec::new();
+        let mut want = |file: &Path| -> PathBuf {
+            let name = file.file_name().unwrap_or_default().to_owned();
+            let to = deps.join(&name);
+            if !wanted.iter().any(|(n, _)| *n == name) {
+                wanted.push((name, file.to_owned()));
             }
-            Ok(to)
+            to
         };
         let mut out = Vec::with_capacity(args.len());
         let mut deps_arg = false;
@@ -190,7 +189,7 @@ impl Session {
                     for entry in fs::read_dir(&v["dependency=".len()..])? {
                         let path = entry?.path();
                         if path.is_file() {
-                            link(&path)?;
+                            want(&path);
                         }
                     }
                     if !deps_arg {
@@ -201,12 +200,13 @@ impl Session {
                 ("--extern", Some(v)) if v.contains('=') => {
                     it.next();
                     let (name, path) = v.split_once('=').expect("checked");
-                    let linked = link(Path::new(path))?;
+                    let linked = want(Path::new(path));
                     out.extend(["--extern".to_owned(), format!("{name}={}", linked.display())]);
                 }
                 _ => out.push(a.clone()),
             }
         }
+        sync_links(&deps, &wanted)?;
         Ok(out)
     }
 
@@ -217,6 +217,48 @@ impl Session {
             _ => Ok(()),
         }
     }
+}
+
+/// Makes `dir` hold exactly `wanted` (name, file): hard links (else copies) of those files. An
+/// entry already linked to its file (same device and inode) is kept, so an edit rebuild
+/// re-links only the libraries that changed; anything else there is removed.
+fn sync_links(dir: &Path, wanted: &[(std::ffi::OsString, PathBuf)]) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    match fs::symlink_metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            fs::remove_file(dir)?;
+            fs::create_dir(dir)?;
+        }
+        Err(_) => fs::create_dir(dir)?,
+    }
+    let same = |a: &fs::Metadata, b: &fs::Metadata| a.dev() == b.dev() && a.ino() == b.ino();
+    let mut kept = std::collections::HashSet::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let keep = match wanted.iter().find(|(n, _)| *n == name) {
+            Some((_, file)) => match (entry.metadata(), fs::metadata(file)) {
+                (Ok(have), Ok(want)) => have.is_file() && same(&have, &want),
+                _ => false,
+            },
+            None => false,
+        };
+        if keep {
+            kept.insert(name);
+        } else if entry.file_type()?.is_dir() {
+            fs::remove_dir_all(entry.path())?;
+        } else {
+            fs::remove_file(entry.path())?;
+        }
+    }
+    for (name, file) in wanted.iter().filter(|(n, _)| !kept.contains(n)) {
+        let to = dir.join(name);
+        if fs::hard_link(file, &to).is_err() {
+            fs::copy(file, &to)?;
+        }
+    }
+    Ok(())
 }
 
 /// `text` (a Makefile-style dep-info file) with every path in directory `from` made one in
@@ -340,7 +382,19 @@ mod tests {
         for f in ["liba-1.rlib", "liba-1.rmeta", "libb-2.rlib", "libm-3.so"] {
             assert!(t.join("unit/deps").join(f).is_file(), "{f}");
         }
-        // The next build starts from an empty deps/: a library no longer read is gone.
+        // A rebuilt dependency (a new file of the same name): its link is replaced, the others
+        // are kept as they are.
+        let ino = |f: &str| std::os::unix::fs::MetadataExt::ino(&fs::metadata(t.join("unit/deps").join(f)).unwrap());
+        let before = (ino("liba-1.rlib"), ino("libb-2.rlib"));
+        fs::remove_file(t.join("b/lib/libb-2.rlib")).unwrap();
+        fs::write(t.join("b/lib/libb-2.rlib"), "rebuilt").unwrap();
+        fs::write(t.join("unit/deps/stray"), "left by an older build").unwrap();
+        assert_eq!(s.link_deps(&args).unwrap(), want);
+        assert_eq!(ino("liba-1.rlib"), before.0, "kept");
+        assert_ne!(ino("libb-2.rlib"), before.1, "linked again");
+        assert_eq!(fs::read_to_string(t.join("unit/deps/libb-2.rlib")).unwrap(), "rebuilt");
+        assert!(!t.join("unit/deps/stray").exists());
+        // A library no longer read is gone.
         s.link_deps(&args[..2]).unwrap();
         assert_eq!(fs::read_dir(t.join("unit/deps")).unwrap().count(), 0);
         fs::remove_dir_all(&t).unwrap();
