@@ -7,7 +7,8 @@
 //!
 //! Not for `ssh-ng://` and `ssh://`: there Nix 2.26 answers `max-connections > 1` by starting
 //! an SSH master connection (`ssh -M`), which hung in the loopback tests (tests/remote.rs),
-//! even when the host key is wrong. Those are opened once more per worker instead
+//! even when the host key is wrong: `SSHMaster::startMaster` holds its state lock while
+//! `isMasterRunning` takes it again (seen in gdb). Those are opened once more per worker instead
 //! ([`extra_stores`]), each store with Nix's single connection (its own `ssh` session and
 //! remote `nix-daemon --stdio`), so N workers build N units at once; planning and copying
 //! back keep the first store's one session, free while the workers build
