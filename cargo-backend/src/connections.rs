@@ -24,17 +24,30 @@ use std::path::Path;
 /// The store parameters to open `uri` with for `jobs` workers: `max-connections = jobs` for a
 /// store with a connection pool whose URI does not set it itself, else nothing.
 pub fn store_params(uri: &str, jobs: usize) -> Vec<(&'static str, String)> {
-    let (base, query) = uri.split_once('?').unwrap_or((uri, ""));
+    let base = uri.split_once('?').map_or(uri, |(b, _)| b);
     let pooled = base == "daemon" || base.starts_with("unix://");
-    let set_already = query.split('&').any(|kv| kv.split('=').next() == Some("max-connections"));
-    if pooled && !set_already && jobs > 1 { vec![("max-connections", jobs.to_string())] } else { Vec::new() }
+    if pooled && !sets_max_connections(uri) && jobs > 1 {
+        vec![("max-connections", jobs.to_string())]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Whether `uri`'s query sets `max-connections`.
+fn sets_max_connections(uri: &str) -> bool {
+    let query = uri.split_once('?').map_or("", |(_, q)| q);
+    query.split('&').any(|kv| kv.split('=').next() == Some("max-connections"))
+}
+
+/// Whether `uri` names an SSH store (`ssh-ng://…` or `ssh://…`).
+fn is_ssh(uri: &str) -> bool {
+    uri.split_once("://").is_some_and(|(scheme, _)| matches!(scheme, "ssh-ng" | "ssh"))
 }
 
 /// How many more times to open `uri` for `jobs` workers: one store per worker for SSH stores
 /// with more than one worker (see the module docs), none for the others.
 pub fn extra_stores(uri: &str, jobs: usize) -> usize {
-    let scheme = uri.split("://").next().unwrap_or("");
-    if uri.contains("://") && matches!(scheme, "ssh-ng" | "ssh") && jobs > 1 { jobs } else { 0 }
+    if is_ssh(uri) && jobs > 1 { jobs } else { 0 }
 }
 
 /// The options SSH needs for multiplexing one session: `ControlMaster=auto` with its socket in
@@ -54,12 +67,7 @@ fn control_opts(control_dir: &Path) -> String {
 ///   (`ssh-` and a 40-character hash, plus the 17 characters ssh adds while it makes the
 ///   socket) must fit the 108 bytes of a Unix socket address.
 pub fn ssh_multiplexing(uri: &str, current: Option<&str>, control_dir: &Path) -> Option<String> {
-    let (base, query) = uri.split_once('?').unwrap_or((uri, ""));
-    let scheme = base.split_once("://").map(|(s, _)| s);
-    if !matches!(scheme, Some("ssh-ng" | "ssh")) {
-        return None;
-    }
-    if query.split('&').any(|kv| kv.split('=').next() == Some("max-connections")) {
+    if !is_ssh(uri) || sets_max_connections(uri) {
         return None;
     }
     let current = current.unwrap_or("").trim();
