@@ -410,6 +410,7 @@ pub fn build_with_cache(
         None => None,
     };
     let incremental = incremental::available(store)?;
+    reporter.incremental_state(incremental);
     let stop = &options.stop;
     // Offered to the builders for as long as units are built, and shared with the scheduler;
     // without it (it could not be made) rustc makes its own, as before.

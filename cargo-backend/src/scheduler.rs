@@ -115,6 +115,10 @@ pub trait Reporter: Send {
     /// The units are planned, before any is realised: every unit's derivation, output path and
     /// artifacts, by unit-graph index. Called once by [`crate::build`] (not by [`realise`]).
     fn planned(&mut self, _plan: &crate::plan::Plan) {}
+    /// Whether the units cargo compiles incrementally keep rustc's state in this build
+    /// ([`crate::incremental::available`]). Called once by [`crate::build`], before
+    /// [`Reporter::planned`].
+    fn incremental_state(&mut self, _kept: bool) {}
     /// [`realise`] starts on `units` units in all: each will be reported once by
     /// [`Reporter::finished`] (reused and skipped ones too), so `units` is the progress total.
     fn total(&mut self, _units: usize) {}

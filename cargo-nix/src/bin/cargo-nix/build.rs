@@ -248,7 +248,6 @@ fn build_in(
                 options.jobs = j;
             }
             let mut reporter = new_reporter(status, &ws, Some(&store), format, args.verbose)?;
-            reporter.incremental = cargo_backend::incremental::available(&store)?;
             let report = cargo_backend::build_with_cache(
                 &store,
                 local_store.as_ref(),

@@ -27,7 +27,8 @@ pub struct CliReporter<'a> {
     /// The plan, once [`Reporter::planned`] has been called.
     pub plan: Vec<PlannedUnit>,
     pub profile_dir: PathBuf,
-    /// Whether units keep incremental state (`-v` shows their `-C incremental=`).
+    /// Whether units keep incremental state (`-v` shows their `-C incremental=`), as the
+    /// build says ([`Reporter::incremental_state`]).
     pub incremental: bool,
     /// Units being built, with their progress-bar names, in start order.
     pub running: Vec<(usize, String)>,
@@ -174,6 +175,10 @@ impl CliReporter<'_> {
 impl Reporter for CliReporter<'_> {
     fn planned(&mut self, plan: &Plan) {
         self.plan = plan.units.clone();
+    }
+
+    fn incremental_state(&mut self, kept: bool) {
+        self.incremental = kept;
     }
 
     fn total(&mut self, units: usize) {
