@@ -156,9 +156,11 @@ fn noop_build_does_not_load_nix() {
     let first = fx.cargo_nix_env("build", &[], &debug);
     assert!(first.success(), "{}", first.stderr);
     assert!(first.built > 0 && loads_nix(&first), "{}", first.stderr);
-    // The first no-op may still find keys made on files the fixture copy had just written
-    // (racy, see cargo_backend::cache) and refresh them through the full path; the next one
-    // has nothing left to refresh.
+    // Keys made on files the fixture copy had just written are racy (see cargo_backend::cache)
+    // until a clock tick has passed; the first no-op after that refreshes them, through the
+    // full path, and the next one has nothing left to refresh. Without the wait, no-ops that
+    // all ran within the tick left the refresh to the checked one below (a flaky failure).
+    std::thread::sleep(cargo_backend::cache::TIMESTAMP_GRANULARITY);
     for _ in 0..2 {
         let again = fx.cargo_nix_env("build", &[], &debug);
         assert!(again.success() && again.built == 0, "{}", again.stderr);
