@@ -32,7 +32,7 @@ use nix_rs::Store;
 pub use cargo_nix_unit::incremental::{out_dir as rustc_out_dir, state_dir as rustc_dir};
 
 use crate::Error;
-use crate::plan::{Plan, PlannedUnit};
+use crate::plan::PlannedUnit;
 use crate::units::{Unit, Workspace};
 
 /// The directory holding one unit's incremental state (`profile_dir` is the target
@@ -55,31 +55,41 @@ pub fn unit_dir(ws: &Workspace, p: &PlannedUnit, profile_dir: &Path) -> Option<P
     wants(unit, in_copy).then(|| state_dir(profile_dir, &crate::plan::rustc_args::crate_name(unit), &p.hash))
 }
 
-/// The table offered to the builders: `<output>\t<directory>` per unit that keeps state.
-pub fn table(ws: &Workspace, plan: &Plan, profile_dir: &Path) -> String {
-    let mut text = String::new();
-    for p in &plan.units {
-        if let Some(dir) = unit_dir(ws, p, profile_dir) {
-            text.push_str(&format!("{}\t{}\n", p.out, dir.display()));
-        }
-    }
-    text
+/// The line of the table offered to the builders for `p` (`<output>\t<directory>`), if it
+/// keeps state.
+pub fn table_line(ws: &Workspace, p: &PlannedUnit, profile_dir: &Path) -> Option<String> {
+    unit_dir(ws, p, profile_dir).map(|dir| format!("{}\t{}\n", p.out, dir.display()))
 }
 
-/// The table offered to the builders this process forks, while it lives.
+/// The table offered to the builders this process forks, while it lives. It grows as units
+/// are planned ([`Offer::add`]); a builder reads it when it starts, after its unit was added.
 #[derive(Debug)]
 pub struct Offer {
-    _memfd: std::fs::File,
+    memfd: std::fs::File,
+    profile_dir: PathBuf,
 }
 
 impl Offer {
-    /// Offers the state directories of `plan`'s units (see [`table`]).
-    pub fn new(ws: &Workspace, plan: &Plan) -> Result<Offer, Error> {
+    /// Offers an empty table, for the units of `ws`.
+    pub fn new(ws: &Workspace) -> Result<Offer, Error> {
         let profile_dir =
             std::path::absolute(ws.profile_dir()).map_err(|e| Error::Io("resolving the target directory".into(), e))?;
-        let file = crate::offer::memfd(cargo_nix_unit::incremental::MARKER, &table(ws, plan, &profile_dir))
+        let memfd = crate::offer::memfd(cargo_nix_unit::incremental::MARKER, "")
             .map_err(|e| Error::Io("offering the incremental state directories".into(), e))?;
-        Ok(Offer { _memfd: file })
+        Ok(Offer { memfd, profile_dir })
+    }
+
+    /// Offers `p`'s state directory, if it keeps state: one write of a whole line, so a
+    /// builder reading meanwhile sees whole lines of the units already added.
+    pub fn add(&mut self, ws: &Workspace, p: &PlannedUnit) -> Result<(), Error> {
+        use std::io::Write;
+        match table_line(ws, p, &self.profile_dir) {
+            Some(line) => self
+                .memfd
+                .write_all(line.as_bytes())
+                .map_err(|e| Error::Io("offering the incremental state directories".into(), e)),
+            None => Ok(()),
+        }
     }
 }
 

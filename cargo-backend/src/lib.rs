@@ -28,6 +28,7 @@ pub mod noop;
 pub mod offer;
 pub mod plan;
 pub mod queue;
+mod round;
 pub mod run;
 pub mod scheduler;
 pub mod toolchain;
@@ -193,124 +194,6 @@ impl BuildReport {
     }
 }
 
-/// The scheduler's nodes for a plan: one per unit (same index), then one per metadata
-/// derivation; and for each node, the unit it belongs to.
-fn scheduler_nodes(plan: &plan::Plan) -> (Vec<Node>, Vec<usize>) {
-    let n = plan.units.len();
-    let mut nodes: Vec<Node> = plan
-        .units
-        .iter()
-        .map(|u| Node { drv: u.drv.clone(), out: u.out.clone(), deps: Vec::new(), optional: false })
-        .collect();
-    let mut unit_of: Vec<usize> = (0..n).collect();
-    let mut metadata_node = vec![usize::MAX; n];
-    for u in &plan.units {
-        if let Some((drv, out)) = &u.metadata {
-            metadata_node[u.index] = nodes.len();
-            unit_of.push(u.index);
-            nodes.push(Node { drv: drv.clone(), out: out.clone(), deps: Vec::new(), optional: true });
-        }
-    }
-    for u in &plan.units {
-        let deps: Vec<usize> = u
-            .inputs
-            .iter()
-            .map(|r| match *r {
-                plan::NodeRef::Unit(i) => i,
-                plan::NodeRef::Metadata(i) => metadata_node[i],
-            })
-            .collect();
-        if u.metadata.is_some() {
-            nodes[metadata_node[u.index]].deps = deps.clone();
-        }
-        nodes[u.index].deps = deps;
-    }
-    (nodes, unit_of)
-}
-
-/// One outcome per unit: the unit node's, unless its metadata node failed first.
-fn unit_outcomes(node_outcomes: Vec<Outcome>, unit_of: &[usize], n: usize) -> Vec<Outcome> {
-    let mut outcomes: Vec<Outcome> = node_outcomes[..n].to_vec();
-    for (node, outcome) in node_outcomes.into_iter().enumerate().skip(n) {
-        if matches!(outcome, Outcome::Failed(_)) && !matches!(outcomes[unit_of[node]], Outcome::Failed(_)) {
-            outcomes[unit_of[node]] = outcome;
-        }
-    }
-    outcomes
-}
-
-/// Turns the scheduler's per-node events into per-unit ones for the caller's reporter: a unit
-/// starts when its first node starts, and finishes with its unit node (or with the first
-/// failure of either node, reported once).
-struct PerUnit<'a> {
-    inner: &'a mut dyn Reporter,
-    unit_of: Vec<usize>,
-    units: usize,
-    started: Vec<bool>,
-    reported: Vec<bool>,
-    /// Where to send the outputs of units to copy back as they finish, and which units those
-    /// are ([`copy_back`]).
-    copy: Option<(crossbeam_channel::Sender<StorePath>, Vec<Option<StorePath>>)>,
-}
-
-impl<'a> PerUnit<'a> {
-    fn new(inner: &'a mut dyn Reporter, unit_of: Vec<usize>, units: usize) -> Self {
-        PerUnit { inner, unit_of, units, started: vec![false; units], reported: vec![false; units], copy: None }
-    }
-}
-
-/// The units whose outputs a build on a store elsewhere copies back: the roots and the
-/// workspace members (by unit index).
-fn copy_back_wanted(ws: &Workspace, plan: &plan::Plan) -> Vec<bool> {
-    let mut wanted = vec![false; plan.units.len()];
-    for &r in &ws.graph.roots {
-        wanted[r] = true;
-    }
-    for u in plan.units.iter().filter(|u| u.is_member) {
-        wanted[u.index] = true;
-    }
-    wanted
-}
-
-impl Reporter for PerUnit<'_> {
-    fn started(&mut self, node: usize) {
-        let u = self.unit_of[node];
-        if !std::mem::replace(&mut self.started[u], true) {
-            self.inner.started(u);
-        }
-    }
-
-    fn total(&mut self, _nodes: usize) {
-        self.inner.total(self.units);
-    }
-
-    fn finished(&mut self, node: usize, outcome: &Outcome) {
-        let u = self.unit_of[node];
-        if self.reported[u] {
-            return;
-        }
-        if node < self.units || matches!(outcome, Outcome::Failed(_)) {
-            self.reported[u] = true;
-            self.inner.finished(u, outcome);
-        }
-        if let Some((tx, wanted)) = &mut self.copy {
-            if node < self.units && outcome.is_success() {
-                if let Some(out) = wanted[u].take() {
-                    let _ = tx.send(out);
-                }
-            }
-        }
-    }
-
-    fn stopping(&mut self, in_flight: usize) {
-        self.inner.stopping(in_flight);
-    }
-
-    fn push_failed(&mut self, node: usize, error: &str) {
-        self.inner.push_failed(self.unit_of[node], error);
-    }
-}
-
 /// Where `cargo-nix-unit` is when not given: next to the running executable (or one level up,
 /// for test executables in `target/<profile>/deps`).
 pub fn default_unit_builder() -> Result<PathBuf, Error> {
@@ -431,48 +314,32 @@ pub fn build_with_cache(
     let mut copied_early = std::collections::BTreeSet::new();
     let (plan, outcomes) = loop {
         round += 1;
-        let start = Instant::now();
         let workspace_key = cache.workspace.key().to_owned();
-        let plan = plan::Planner::plan_cached(
+        let this_round = round::Round {
             store,
+            cache_store: cache_store.as_ref(),
             ws,
             toolchain,
-            &builder,
-            options.pipelining,
-            &workspace_key,
-            &mut cache.plan,
-        );
-        // An interrupt during planning makes Nix fail whatever it was doing: report the interrupt.
-        if stop.is_requested() {
-            return Err(Error::Interrupted("while planning; nothing was built or installed".into()));
-        }
-        let plan = plan?;
-        plan_time += start.elapsed();
-        source_time += plan.source_time;
-        let start = Instant::now();
-        let (nodes, unit_of) = scheduler_nodes(&plan);
-        reporter.planned(&plan);
-        let mut per_unit = PerUnit::new(reporter, unit_of.clone(), plan.units.len());
-        // Withdrawn when this round's builds are done.
-        let _state = if incremental { Some(incremental::Offer::new(ws, &plan)?) } else { None };
-        let node_outcomes = if copied_back {
+            builder: &builder,
+            pipelining: options.pipelining,
+            workspace_key: &workspace_key,
+            sched: &sched,
+            incremental,
+        };
+        let done = if copied_back {
             // Wanted outputs are copied back as their units finish (see `copy_back`).
-            let wanted = copy_back_wanted(ws, &plan);
-            let wanted = plan.units.iter().map(|u| wanted[u.index].then(|| u.out.clone())).collect();
             let (result, copied) = copy_back::while_building(store, artifact_store, |tx| {
-                per_unit.copy = Some((tx.clone(), wanted));
-                let result = scheduler::realise(store, cache_store.as_ref(), &nodes, &sched, &mut per_unit);
-                // The copier stops once every sender is gone.
-                per_unit.copy = None;
-                result
+                this_round.run(&mut cache.plan, reporter, Some(tx.clone()))
             });
             copied_early.extend(copied);
             result?
         } else {
-            scheduler::realise(store, cache_store.as_ref(), &nodes, &sched, &mut per_unit)?
+            this_round.run(&mut cache.plan, reporter, None)?
         };
-        let outcomes = unit_outcomes(node_outcomes, &unit_of, plan.units.len());
-        build_time += start.elapsed();
+        let round::Done { plan, outcomes, plan_time: p, build_time: b } = done;
+        plan_time += p;
+        source_time += plan.source_time;
+        build_time += b;
         let succeeded: Vec<bool> = outcomes.iter().map(Outcome::is_success).collect();
         let missed = plan::record_runs(store, &plan, &succeeded, &mut cache.plan);
         if stop.is_requested() {
@@ -491,9 +358,11 @@ pub fn build_with_cache(
 
     let start = Instant::now();
     if copied_back {
-        let wanted = copy_back_wanted(ws, &plan);
-        for i in (0..wanted.len()).filter(|&i| wanted[i] && outcomes[i].is_success()) {
-            let out = &plan.units[i].out;
+        for (u, outcome) in plan.units.iter().zip(&outcomes) {
+            if !round::copy_back_wanted(ws, u) || !outcome.is_success() {
+                continue;
+            }
+            let out = &u.out;
             if copied_early.contains(out) {
                 continue;
             }

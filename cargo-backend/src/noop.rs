@@ -239,7 +239,7 @@ pub fn answer(
     crate::unit_lock::LockDir::for_this_user().map_err(|_| "the lock directory is refused")?;
 
     let plan = Plan { units, source_time: Duration::ZERO, user_env: plan::script_env::snapshot() };
-    report_reused(&plan, reporter);
+    crate::round::report_reused(ws, &plan, reporter);
     let units = plan
         .units
         .into_iter()
@@ -295,25 +295,4 @@ fn installed_as_left(
         }
     }
     Some(installed)
-}
-
-/// Tells `reporter` what the scheduler tells it for a plan whose outputs are all valid: the
-/// plan, the total, and each unit reused, in the order the scheduler's queue hands them out.
-fn report_reused(plan: &Plan, reporter: &mut dyn Reporter) {
-    let (nodes, unit_of) = crate::scheduler_nodes(plan);
-    reporter.planned(plan);
-    let mut per_unit = crate::PerUnit::new(reporter, unit_of, plan.units.len());
-    per_unit.total(nodes.len());
-    let Ok(mut queue) =
-        crate::queue::DependencyQueue::new(nodes.iter().enumerate().map(|(i, n)| (i, n.deps.clone(), 1u64)))
-    else {
-        return;
-    };
-    while let Some(i) = queue.dequeue() {
-        // Metadata nodes are not needed once their unit's output is there; the per-unit
-        // reporter says nothing for them either way.
-        let outcome = if i < plan.units.len() { Outcome::Reused } else { Outcome::NotNeeded };
-        per_unit.finished(i, &outcome);
-        let _ = queue.finish(i, true);
-    }
 }

@@ -138,6 +138,9 @@ pub struct Planner<'a> {
     runs: BTreeMap<String, LastRun>,
     /// The workspace copy, once added ([`Planner::ws_tree`]).
     ws_tree: Option<StorePath>,
+    /// Where each unit goes as soon as it is planned, for a scheduler that starts building
+    /// before the whole plan is made ([`Planner::plan_cached`]).
+    announce: Option<crossbeam_channel::Sender<PlannedUnit>>,
 }
 
 /// The store path holding `path`, if `path` is inside `store_dir` and valid in `store`.
@@ -220,6 +223,7 @@ impl<'a> Planner<'a> {
             user_env: script_env::snapshot(),
             runs: BTreeMap::new(),
             ws_tree: None,
+            announce: None,
         })
     }
 
@@ -264,9 +268,20 @@ impl<'a> Planner<'a> {
     fn plan_all(&mut self) -> Result<(), Error> {
         for i in self.ws.graph.topological_order() {
             let planned = self.plan_unit(i)?;
+            self.announce(&planned);
             self.units[i] = Some(planned);
         }
         Ok(())
+    }
+
+    /// Hands `unit` to whoever builds units as they are planned. One that stopped listening
+    /// (its build ended early) is not an error: the plan is still made whole.
+    fn announce(&mut self, unit: &PlannedUnit) {
+        if let Some(tx) = &self.announce {
+            if tx.send(unit.clone()).is_err() {
+                self.announce = None;
+            }
+        }
     }
 
     fn into_plan(self) -> Plan {

@@ -89,3 +89,18 @@ pub(super) struct CachedUnit {
     #[serde(default)]
     pub reuse: Option<ReuseInfo>,
 }
+
+impl From<&super::PlannedUnit> for CachedUnit {
+    fn from(u: &super::PlannedUnit) -> Self {
+        CachedUnit {
+            drv: u.drv.to_string(),
+            out: u.out.to_string(),
+            hash: u.hash.clone(),
+            label: u.label.clone(),
+            artifacts: u.artifacts.clone(),
+            metadata: u.metadata.as_ref().map(|(d, o)| (d.to_string(), o.to_string())),
+            inputs: u.inputs.clone(),
+            reuse: u.reuse.clone(),
+        }
+    }
+}

@@ -72,6 +72,13 @@ impl<'a> Planner<'a> {
     /// Plans every unit of `ws`, reusing `cache` (the builder and sources whose files did not
     /// change, and the whole plan when its key matches and it can still be used), and updates
     /// the cache.
+    ///
+    /// With `announce`, each unit is also sent there as soon as it is planned, dependencies
+    /// first (all of them at the end when the cached plan is reused), so that a scheduler can
+    /// start on the first units while the others are planned ([`crate::scheduler::realise_as_planned`]).
+    /// Without a cached plan to compare with, package sources are then added as the units that
+    /// need them are planned, not all before the first.
+    #[allow(clippy::too_many_arguments)]
     pub fn plan_cached(
         store: &'a Store,
         ws: &'a Workspace,
@@ -80,14 +87,56 @@ impl<'a> Planner<'a> {
         pipelining: bool,
         workspace_key: &str,
         cache: &mut Record,
+        announce: Option<crossbeam_channel::Sender<super::PlannedUnit>>,
     ) -> Result<Plan, Error> {
         let mut this =
             Self::with_source_cache(store, ws, tc, builder, std::mem::take(&mut cache.sources))?.pipelining(pipelining);
         this.runs = cache.runs.clone();
+        this.announce = announce;
         this.plan_with(workspace_key, cache)
     }
 
     fn plan_with(mut self, workspace_key: &str, cache: &mut Record) -> Result<Plan, Error> {
+        let result = self.plan_with_sources(workspace_key, cache);
+        // Kept whatever happened: the sources added so far need not be hashed again.
+        cache.sources = std::mem::take(&mut self.source_cache);
+        let key = result?;
+        cache.derivations = std::mem::take(&mut self.drv_memo_used);
+        let plan = self.into_plan();
+        if let Some(key) = key {
+            cache.plan_key = key;
+            cache.plan = plan.units.iter().map(CachedUnit::from).collect();
+        }
+        Ok(plan)
+    }
+
+    /// Plans every unit (into `self.units`), and returns the plan key to record, or `None`
+    /// when the cached plan was reused as it is.
+    fn plan_with_sources(&mut self, workspace_key: &str, cache: &mut Record) -> Result<Option<String>, Error> {
+        let may_reuse = !workspace_key.is_empty() && cache.plan.len() == self.ws.graph.units.len();
+        if may_reuse {
+            let key = self.plan_key(workspace_key)?;
+            if key == cache.plan_key {
+                if let Some(plan) = self.cached_plan(&cache.plan, self.source_time)? {
+                    for u in self.ws.graph.topological_order() {
+                        self.announce(&plan.units[u]);
+                    }
+                    self.units = plan.units.into_iter().map(Some).collect();
+                    self.drv_memo_used = std::mem::take(&mut cache.derivations);
+                    return Ok(None);
+                }
+            }
+        }
+        self.drv_memo = std::mem::take(&mut cache.derivations);
+        self.plan_all()?;
+        // Every source is added by now: this adds nothing.
+        Ok(Some(self.plan_key(workspace_key)?))
+    }
+
+    /// The key the whole plan is reused on: the workspace's key, the toolchain, the builder,
+    /// the store, every package source (added to the store if not yet) and what build scripts
+    /// see of the environment.
+    fn plan_key(&mut self, workspace_key: &str) -> Result<String, Error> {
         let order = self.ws.graph.topological_order();
         let mut sources = Vec::new();
         for &i in &order {
@@ -97,9 +146,6 @@ impl<'a> Planner<'a> {
                 sources.push(self.ws_tree()?.to_string());
             }
         }
-        cache.sources = std::mem::take(&mut self.source_cache);
-        let source_time = self.source_time;
-
         let mut key = crate::cache::KeyBuilder::default();
         key.str(workspace_key).str(&self.tc.identity).str(self.builder.as_str());
         let uri = self.store.uri().map_err(|e| Error::Nix("reading the store URI".into(), e))?;
@@ -121,32 +167,7 @@ impl<'a> Planner<'a> {
         for (hash, run) in self.runs.iter().filter(|(_, r)| !r.declared.is_empty()) {
             key.str(hash).str(&serde_json::to_string(&run.declared).unwrap_or_default());
         }
-        let key = key.finish();
-        if !workspace_key.is_empty() && key == cache.plan_key && cache.plan.len() == self.ws.graph.units.len() {
-            if let Some(plan) = self.cached_plan(&cache.plan, source_time)? {
-                return Ok(plan);
-            }
-        }
-        self.drv_memo = std::mem::take(&mut cache.derivations);
-        self.plan_all()?;
-        cache.derivations = std::mem::take(&mut self.drv_memo_used);
-        let plan = self.into_plan();
-        cache.plan_key = key;
-        cache.plan = plan
-            .units
-            .iter()
-            .map(|u| CachedUnit {
-                drv: u.drv.to_string(),
-                out: u.out.to_string(),
-                hash: u.hash.clone(),
-                label: u.label.clone(),
-                artifacts: u.artifacts.clone(),
-                metadata: u.metadata.as_ref().map(|(d, o)| (d.to_string(), o.to_string())),
-                inputs: u.inputs.clone(),
-                reuse: u.reuse.clone(),
-            })
-            .collect();
-        Ok(plan)
+        Ok(key.finish())
     }
 
     /// The cached plan, if it can still be used: every output is valid (nothing to build), or

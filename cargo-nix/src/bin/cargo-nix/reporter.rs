@@ -24,8 +24,8 @@ pub struct CliReporter<'a> {
     pub format: MessageFormat,
     pub verbose: bool,
     pub announced: HashSet<String>,
-    /// The plan, once [`Reporter::planned`] has been called.
-    pub plan: Vec<PlannedUnit>,
+    /// The planned units by index, as they are planned ([`Reporter::unit_planned`]).
+    pub plan: Vec<Option<PlannedUnit>>,
     pub profile_dir: PathBuf,
     /// Whether units keep incremental state (`-v` shows their `-C incremental=`), as the
     /// build says ([`Reporter::incremental_state`]).
@@ -66,7 +66,7 @@ impl CliReporter<'_> {
 
     /// `-v`: the command the unit runs (from the spec in its derivation) and the derivation.
     fn show_command(&self, index: usize) {
-        let Some(p) = self.plan.get(index) else { return };
+        let Some(Some(p)) = self.plan.get(index) else { return };
         let spec = self
             .store
             .and_then(|s| s.read_derivation(&p.drv).ok())
@@ -106,7 +106,7 @@ impl CliReporter<'_> {
     /// The messages of a unit whose output is in the store: its diagnostics (replayed for a
     /// fresh unit, as cargo does), build-script warnings, and the JSON artifact messages.
     fn unit_done(&mut self, index: usize, fresh: bool) {
-        let Some(p) = self.plan.get(index) else { return };
+        let Some(Some(p)) = self.plan.get(index) else { return };
         let Some(out) = self.real_path(&p.out) else { return };
         let json = self.format.is_json();
         if p.is_build_script_run {
@@ -174,7 +174,14 @@ impl CliReporter<'_> {
 
 impl Reporter for CliReporter<'_> {
     fn planned(&mut self, plan: &Plan) {
-        self.plan = plan.units.clone();
+        self.plan = plan.units.iter().cloned().map(Some).collect();
+    }
+
+    fn unit_planned(&mut self, unit: &PlannedUnit) {
+        if self.plan.len() <= unit.index {
+            self.plan.resize(unit.index + 1, None);
+        }
+        self.plan[unit.index] = Some(unit.clone());
     }
 
     fn incremental_state(&mut self, kept: bool) {
