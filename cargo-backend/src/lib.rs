@@ -147,12 +147,15 @@ pub struct BuildReport {
     pub installed: Vec<Installed>,
     /// Non-fatal problems (e.g. a GC root that could not be registered).
     pub warnings: Vec<String>,
-    /// Time spent planning: adding sources and creating derivations.
+    /// Time spent planning: adding sources and creating derivations (overlapping the builds of
+    /// the first units, which start as soon as they are planned, when pipelining is off).
     pub plan_time: Duration,
     /// Of which adding package sources to the store.
     pub source_time: Duration,
     /// Time spent realising them.
     pub build_time: Duration,
+    /// From the start of the build to the first unit's start (`None` when none was built).
+    pub first_unit: Option<Duration>,
     /// Time spent copying outputs from the build store to the local store (zero when they are
     /// one store).
     pub copy_time: Duration,
@@ -263,6 +266,7 @@ pub fn build_with_cache(
     reporter: &mut dyn Reporter,
     cache: &mut cache::Cache,
 ) -> Result<BuildReport, Error> {
+    let build_start = Instant::now();
     // Checked first: nothing is written when the artifacts would have nowhere to go.
     let artifact_store = match local_store {
         Some(l) => l,
@@ -306,6 +310,7 @@ pub fn build_with_cache(
         jobserver,
     };
     let (mut plan_time, mut source_time, mut build_time) = Default::default();
+    let mut first_unit = None;
     // At most two rounds: the second when a build script declared (`rerun-if-env-changed`) a
     // variable that is set but that it could not see on its first run; it runs again with it,
     // as cargo's would have seen it (see `plan::script_env`). Everything else is reused.
@@ -336,7 +341,8 @@ pub fn build_with_cache(
         } else {
             this_round.run(&mut cache.plan, reporter, None)?
         };
-        let round::Done { plan, outcomes, plan_time: p, build_time: b } = done;
+        let round::Done { plan, outcomes, plan_time: p, build_time: b, first_started } = done;
+        first_unit = first_unit.or(first_started.map(|t| t - build_start));
         plan_time += p;
         source_time += plan.source_time;
         build_time += b;
@@ -425,5 +431,15 @@ pub fn build_with_cache(
             artifacts: p.artifacts,
         })
         .collect();
-    Ok(BuildReport { units, installed, warnings, plan_time, source_time, build_time, copy_time, profile_dir })
+    Ok(BuildReport {
+        units,
+        installed,
+        warnings,
+        plan_time,
+        source_time,
+        build_time,
+        first_unit,
+        copy_time,
+        profile_dir,
+    })
 }

@@ -262,6 +262,7 @@ pub fn answer(
         plan_time: start.elapsed(),
         source_time: Duration::ZERO,
         build_time: Duration::ZERO,
+        first_unit: None,
         copy_time: Duration::ZERO,
         profile_dir,
     };

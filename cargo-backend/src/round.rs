@@ -42,6 +42,8 @@ pub(crate) struct Done {
     pub plan_time: Duration,
     /// While the scheduler ran (overlapping planning when units are built as planned).
     pub build_time: Duration,
+    /// When the first unit started building, if one did.
+    pub first_started: Option<Instant>,
 }
 
 impl Round<'_> {
@@ -90,7 +92,7 @@ impl Round<'_> {
         let plan = plan.map_err(|e| self.planning_failed(e))?;
         let (outcomes, build_time) = built?;
         per_unit.inner.planned(&plan);
-        Ok(Done { plan, outcomes, plan_time, build_time })
+        Ok(Done { plan, outcomes, plan_time, build_time, first_started: per_unit.first_started })
     }
 
     fn after_planning(&self, record: &mut plan::Record, per_unit: &mut PerUnit) -> Result<Done, Error> {
@@ -116,7 +118,7 @@ impl Round<'_> {
         per_unit.unit_of = unit_of.clone();
         let node_outcomes = scheduler::realise(self.store, self.cache_store, &nodes, self.sched, per_unit)?;
         let outcomes = unit_outcomes(node_outcomes, &unit_of, plan.units.len());
-        Ok(Done { plan, outcomes, plan_time, build_time: start.elapsed() })
+        Ok(Done { plan, outcomes, plan_time, build_time: start.elapsed(), first_started: per_unit.first_started })
     }
 
     /// An interrupt makes Nix fail whatever the planner was doing: report the interrupt.
@@ -191,6 +193,7 @@ struct PerUnit<'a> {
     /// The unit of each scheduler node (the identity when there are no metadata nodes).
     unit_of: Vec<usize>,
     started: Vec<bool>,
+    first_started: Option<Instant>,
     reported: Vec<bool>,
     offer: Option<incremental::Offer>,
     /// Where to send the outputs to copy back ([`crate::copy_back`]), and, once planned, the
@@ -211,6 +214,7 @@ impl<'a> PerUnit<'a> {
             ws,
             unit_of: (0..units).collect(),
             started: vec![false; units],
+            first_started: None,
             reported: vec![false; units],
             offer,
             copy: copy.map(|tx| (tx, vec![None; units])),
@@ -235,6 +239,7 @@ impl Reporter for PerUnit<'_> {
     fn started(&mut self, node: usize) {
         let u = self.unit_of[node];
         if !std::mem::replace(&mut self.started[u], true) {
+            self.first_started.get_or_insert_with(Instant::now);
             self.inner.started(u);
         }
     }

@@ -362,9 +362,11 @@ impl<'a> Coordinator<'a> {
                     Event::Planned(u) => self.arrive(u, reporter)?,
                     Event::PlanningEnded => {
                         self.planned = None;
-                        // Planning failed: what was not planned can never start.
-                        if self.known.iter().any(Option::is_none) {
+                        // Planning failed: what was not planned can never start, and the
+                        // rest waits for the planner's error (as after a failure).
+                        if self.known.iter().any(Option::is_none) && !self.stopping {
                             self.stopping = true;
+                            reporter.stopping(self.in_flight);
                         }
                     }
                     Event::Worker(msg) => self.worker_message(msg, reporter)?,

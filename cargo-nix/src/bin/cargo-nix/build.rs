@@ -277,13 +277,14 @@ fn build_in(
         status.line(
             "Timings",
             &format!(
-                "planning {:.3}s, toolchain {:.3}s, sources {:.3}s, derivations {:.3}s, realise {:.3}s, copy {:.3}s",
+                "planning {:.3}s, toolchain {:.3}s, sources {:.3}s, derivations {:.3}s, realise {:.3}s, copy {:.3}s{}",
                 cargo_time.as_secs_f64(),
                 toolchain_time.as_secs_f64(),
                 report.source_time.as_secs_f64(),
                 (report.plan_time - report.source_time).as_secs_f64(),
                 report.build_time.as_secs_f64(),
-                report.copy_time.as_secs_f64()
+                report.copy_time.as_secs_f64(),
+                report.first_unit.map(|t| format!(", first-unit {:.3}s", t.as_secs_f64())).unwrap_or_default()
             ),
         );
         for (u, unit) in report.units.iter().zip(&ws.graph.units) {
