@@ -68,7 +68,7 @@ fn each_unit_builds_before_the_next_is_planned() {
         let planner = s.spawn(move || {
             let mut planned: Vec<PlannedUnit> = Vec::new();
             for i in 0..3 {
-                let u = unit(&store, i, &planned.iter().rev().take(1).collect::<Vec<_>>());
+                let u = unit(store, i, &planned.iter().rev().take(1).collect::<Vec<_>>());
                 plan_tx.send(u.clone()).unwrap();
                 planned.push(u);
                 let (index, outcome): (usize, Outcome) = done_rx
@@ -82,8 +82,7 @@ fn each_unit_builds_before_the_next_is_planned() {
         let outcomes =
             scheduler::realise_as_planned(store.store(), None, deps, plan_rx, &options(2), &mut Finished(done_tx));
         planner.join().unwrap();
-        let outcomes = outcomes.unwrap();
-        outcomes
+        outcomes.unwrap()
     });
     assert!(outcomes.iter().all(|o| matches!(o, Outcome::Built(_))), "{outcomes:?}");
 }

@@ -275,7 +275,7 @@ struct Known {
 /// What wakes the coordinator.
 enum Event {
     Worker(Message),
-    Planned(PlannedUnit),
+    Planned(Box<PlannedUnit>),
     PlanningEnded,
     TokenPoll,
 }
@@ -359,7 +359,7 @@ impl<'a> Coordinator<'a> {
                 }
                 match self.next_event(&msg_rx, waiting_for_token)? {
                     Event::TokenPoll => {}
-                    Event::Planned(u) => self.arrive(u, reporter)?,
+                    Event::Planned(u) => self.arrive(*u, reporter)?,
                     Event::PlanningEnded => {
                         self.planned = None;
                         // Planning failed: what was not planned can never start, and the
@@ -428,7 +428,7 @@ impl<'a> Coordinator<'a> {
         let tick = if waiting_for_token { crossbeam_channel::after(TOKEN_POLL) } else { crossbeam_channel::never() };
         crossbeam_channel::select! {
             recv(msg_rx) -> msg => msg.map(Event::Worker).map_err(|_| Error::Graph("all scheduler workers are gone".into())),
-            recv(planned) -> unit => Ok(unit.map_or(Event::PlanningEnded, Event::Planned)),
+            recv(planned) -> unit => Ok(unit.map_or(Event::PlanningEnded, |u| Event::Planned(Box::new(u)))),
             recv(tick) -> _ => Ok(Event::TokenPoll),
         }
     }
