@@ -8,8 +8,13 @@
 //! itself, which keeps open a memfd named [`MARKER`] whose content is the path of its jobserver
 //! pipe as `/proc/<its pid>/fd/<n>` (see `cargo_backend::jobserver`). Anywhere else (a daemon's
 //! build, a sandbox with its own PID namespace, another user's builder that may not read the
-//! parent's `/proc` entries) nothing is found, and rustc makes its own jobserver as before.
-//! rustc's output does not depend on how many threads it gets.
+//! parent's `/proc` entries) nothing is found.
+//!
+//! Then the builder makes a jobserver of its own for the build ([`own`]): a FIFO in the build
+//! directory holding one token fewer than Nix's `NIX_BUILD_CORES`, the cores Nix gives each
+//! build, so that rustc runs as many threads as that. Without it rustc would make its own of 32
+//! tokens, and two units built at once on a 2-core remote machine would run dozens of LLVM
+//! threads. rustc's output does not depend on how many threads it gets.
 
 use std::path::Path;
 
@@ -39,6 +44,36 @@ pub fn parse_offer(text: &str, pid: u32) -> Option<String> {
     (!fd.is_empty() && fd.len() <= 10 && fd.bytes().all(|b| b.is_ascii_digit())).then(|| path.to_owned())
 }
 
+/// How many tokens a build's own jobserver holds: one fewer than the cores Nix gives the build
+/// (`NIX_BUILD_CORES`; the one left is the implicit token every process has), or one fewer than
+/// this machine's cores when Nix says 0 ("all") or nothing.
+pub fn own_tokens(nix_build_cores: Option<&str>) -> usize {
+    let cores = nix_build_cores.and_then(|c| c.trim().parse::<usize>().ok()).filter(|&c| c > 0);
+    let cores = cores.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    cores - 1
+}
+
+/// A jobserver of this build's own: a FIFO `jobserver` in `dir` holding `tokens` tokens, kept
+/// open (and so its tokens kept) for as long as the returned file lives. Returns it with the
+/// `CARGO_MAKEFLAGS` naming it.
+pub fn own(dir: &Path, tokens: usize) -> std::io::Result<(std::fs::File, String)> {
+    use std::io::Write;
+    use std::os::unix::ffi::OsStrExt;
+    let fifo = dir.join("jobserver");
+    let c_path = std::ffi::CString::new(fifo.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: `c_path` is a NUL-terminated path alive for the call.
+    if unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // Read and write: opening does not wait for another end, and the tokens stay in the pipe
+    // while this end is open.
+    let mut file = std::fs::OpenOptions::new().read(true).write(true).open(&fifo)?;
+    file.write_all(&vec![b'+'; tokens])?;
+    let path = fifo.to_str().ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "non-UTF-8 path"))?;
+    Ok((file, makeflags(path)))
+}
+
 /// `CARGO_MAKEFLAGS` naming `fifo` (GNU make's `fifo:` form, which rustc's jobserver reads).
 pub fn makeflags(fifo: &str) -> String {
     format!("-j --jobserver-fds=fifo:{fifo} --jobserver-auth=fifo:{fifo}")
@@ -59,6 +94,33 @@ mod tests {
             makeflags("/proc/42/fd/7"),
             "-j --jobserver-fds=fifo:/proc/42/fd/7 --jobserver-auth=fifo:/proc/42/fd/7"
         );
+    }
+
+    #[test]
+    fn a_build_without_an_offer_gets_a_jobserver_of_nix_build_cores() {
+        assert_eq!(own_tokens(Some("4")), 3);
+        assert_eq!(own_tokens(Some("1")), 0);
+        let all = std::thread::available_parallelism().unwrap().get() - 1;
+        assert_eq!(own_tokens(Some("0")), all, "0 means all cores to Nix");
+        assert_eq!(own_tokens(None), all);
+        assert_eq!(own_tokens(Some("x")), all);
+
+        let dir = std::env::temp_dir().join(format!("cargo-nix-unit-js-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (file, flags) = own(&dir, 3).unwrap();
+        let fifo = dir.join("jobserver");
+        assert_eq!(flags, makeflags(fifo.to_str().unwrap()));
+        // A client (as rustc does) opens the path and takes the three tokens, and no fourth.
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut client =
+            std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_NONBLOCK).open(&fifo).unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(client.read(&mut buf).unwrap(), 3);
+        assert_eq!(&buf[..3], b"+++");
+        assert_eq!(client.read(&mut buf).map_err(|e| e.kind()), Err(std::io::ErrorKind::WouldBlock));
+        drop((client, file));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

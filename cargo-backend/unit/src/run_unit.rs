@@ -56,9 +56,9 @@ fn base_command(spec: &UnitSpec, program: &str) -> Result<Command, UnitFailure> 
         }
     }
     // cargo's jobserver, as cargo hands it to rustc and build scripts (not in the derivation:
-    // see `jobserver`).
+    // see `jobserver`); without one offered, one of this build's own.
     if !spec.env.contains_key("CARGO_MAKEFLAGS") {
-        if let Some(flags) = crate::jobserver::offered_by_parent() {
+        if let Some(flags) = crate::jobserver::offered_by_parent().or_else(own_jobserver) {
             cmd.env("CARGO_MAKEFLAGS", flags);
         }
     }
@@ -68,6 +68,18 @@ fn base_command(spec: &UnitSpec, program: &str) -> Result<Command, UnitFailure> 
         cmd.env("HOME", home);
     }
     Ok(cmd)
+}
+
+/// A jobserver of this build's own ([`crate::jobserver::own`]) in the build directory, made once
+/// and kept open until the builder exits; `None` if it cannot be made (rustc then makes its own).
+fn own_jobserver() -> Option<String> {
+    static OWN: std::sync::OnceLock<Option<(fs::File, String)>> = std::sync::OnceLock::new();
+    OWN.get_or_init(|| {
+        let tokens = crate::jobserver::own_tokens(std::env::var("NIX_BUILD_CORES").ok().as_deref());
+        crate::jobserver::own(&build_dir(), tokens).ok()
+    })
+    .as_ref()
+    .map(|(_, flags)| flags.clone())
 }
 
 /// The build's own directory (Nix's `NIX_BUILD_TOP`).
