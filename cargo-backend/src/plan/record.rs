@@ -17,6 +17,11 @@ pub struct Record {
     pub(super) derivations: BTreeMap<String, (String, String)>,
     /// Key of the cached plan.
     pub(super) plan_key: String,
+    /// The part of `plan_key` known before any source is added (everything but the sources'
+    /// store paths): when it differs, the plan cannot be reused, and nothing is added ahead of
+    /// the units that need it.
+    #[serde(default)]
+    pub(super) plan_prefix: String,
     /// The plan, per unit.
     pub(super) plan: Vec<CachedUnit>,
     /// Units that ran and may be reused without their derivation being made again (build

@@ -100,22 +100,28 @@ impl<'a> Planner<'a> {
         let result = self.plan_with_sources(workspace_key, cache);
         // Kept whatever happened: the sources added so far need not be hashed again.
         cache.sources = std::mem::take(&mut self.source_cache);
-        let key = result?;
+        let keys = result?;
         cache.derivations = std::mem::take(&mut self.drv_memo_used);
         let plan = self.into_plan();
-        if let Some(key) = key {
-            cache.plan_key = key;
+        if let Some((prefix, key)) = keys {
+            (cache.plan_prefix, cache.plan_key) = (prefix, key);
             cache.plan = plan.units.iter().map(CachedUnit::from).collect();
         }
         Ok(plan)
     }
 
-    /// Plans every unit (into `self.units`), and returns the plan key to record, or `None`
-    /// when the cached plan was reused as it is.
-    fn plan_with_sources(&mut self, workspace_key: &str, cache: &mut Record) -> Result<Option<String>, Error> {
-        let may_reuse = !workspace_key.is_empty() && cache.plan.len() == self.ws.graph.units.len();
+    /// Plans every unit (into `self.units`), and returns the plan keys to record (prefix and
+    /// whole), or `None` when the cached plan was reused as it is.
+    fn plan_with_sources(
+        &mut self,
+        workspace_key: &str,
+        cache: &mut Record,
+    ) -> Result<Option<(String, String)>, Error> {
+        let prefix = self.plan_prefix(workspace_key)?;
+        let may_reuse =
+            !workspace_key.is_empty() && cache.plan.len() == self.ws.graph.units.len() && prefix == cache.plan_prefix;
         if may_reuse {
-            let key = self.plan_key(workspace_key)?;
+            let key = self.plan_key(&prefix)?;
             if key == cache.plan_key {
                 if let Some(plan) = self.cached_plan(&cache.plan, self.source_time)? {
                     for u in self.ws.graph.topological_order() {
@@ -130,31 +136,20 @@ impl<'a> Planner<'a> {
         self.drv_memo = std::mem::take(&mut cache.derivations);
         self.plan_all()?;
         // Every source is added by now: this adds nothing.
-        Ok(Some(self.plan_key(workspace_key)?))
+        let key = self.plan_key(&prefix)?;
+        Ok(Some((prefix, key)))
     }
 
-    /// The key the whole plan is reused on: the workspace's key, the toolchain, the builder,
-    /// the store, every package source (added to the store if not yet) and what build scripts
-    /// see of the environment.
-    fn plan_key(&mut self, workspace_key: &str) -> Result<String, Error> {
-        let order = self.ws.graph.topological_order();
-        let mut sources = Vec::new();
-        for &i in &order {
-            let pkg = self.ws.package_of(i)?;
-            sources.push(self.source(pkg)?.to_string());
-            if self.in_tree(pkg).is_some() {
-                sources.push(self.ws_tree()?.to_string());
-            }
-        }
+    /// The part of the plan key known without the package sources: the workspace's key, the
+    /// toolchain, the builder, the store, pipelining, and what build scripts see of the
+    /// environment.
+    fn plan_prefix(&self, workspace_key: &str) -> Result<String, Error> {
         let mut key = crate::cache::KeyBuilder::default();
         key.str(workspace_key).str(&self.tc.identity).str(self.builder.as_str());
         let uri = self.store.uri().map_err(|e| Error::Nix("reading the store URI".into(), e))?;
         let store_dir = self.store.store_dir().map_err(|e| Error::Nix("reading the store dir".into(), e))?;
         key.str(&uri).str(&store_dir);
         key.str(if self.pipelined.is_empty() { "" } else { "pipelining" });
-        for s in &sources {
-            key.str(s);
-        }
         for t in &self.toolchain_inputs {
             key.str(t.as_str());
         }
@@ -166,6 +161,21 @@ impl<'a> Planner<'a> {
         }
         for (hash, run) in self.runs.iter().filter(|(_, r)| !r.declared.is_empty()) {
             key.str(hash).str(&serde_json::to_string(&run.declared).unwrap_or_default());
+        }
+        Ok(key.finish())
+    }
+
+    /// The key the whole plan is reused on: `prefix` ([`Planner::plan_prefix`]) and every
+    /// package source's store path (each added to the store if it is not yet).
+    fn plan_key(&mut self, prefix: &str) -> Result<String, Error> {
+        let mut key = crate::cache::KeyBuilder::default();
+        key.str(prefix);
+        for i in self.ws.graph.topological_order() {
+            let pkg = self.ws.package_of(i)?;
+            key.str(self.source(pkg)?.as_str());
+            if self.in_tree(pkg).is_some() {
+                key.str(self.ws_tree()?.as_str());
+            }
         }
         Ok(key.finish())
     }
