@@ -156,8 +156,8 @@ pub struct BuildReport {
     pub build_time: Duration,
     /// From the start of the build to the first unit's start (`None` when none was built).
     pub first_unit: Option<Duration>,
-    /// Time spent copying outputs from the build store to the local store (zero when they are
-    /// one store).
+    /// Time spent copying outputs from the build store to the local store after the last unit
+    /// was built (zero when they are one store).
     pub copy_time: Duration,
     /// The profile directory artifacts went to.
     pub profile_dir: PathBuf,
@@ -309,7 +309,8 @@ pub fn build_with_cache(
         worker_stores: options.worker_stores.clone(),
         jobserver,
     };
-    let (mut plan_time, mut source_time, mut build_time) = Default::default();
+    let (mut plan_time, mut source_time, mut build_time, mut copy_drain): (Duration, Duration, Duration, Duration) =
+        Default::default();
     let mut first_unit = None;
     // At most two rounds: the second when a build script declared (`rerun-if-env-changed`) a
     // variable that is set but that it could not see on its first run; it runs again with it,
@@ -334,8 +335,12 @@ pub fn build_with_cache(
         let done = if copied_back {
             // Wanted outputs are copied back as their units finish (see `copy_back`).
             let (result, copied) = copy_back::while_building(store, artifact_store, |tx| {
-                this_round.run(&mut cache.plan, reporter, Some(tx.clone()))
+                let result = this_round.run(&mut cache.plan, reporter, Some(tx.clone()));
+                (result, Instant::now())
             });
+            let (result, built) = result;
+            // The copier finishing what the last units sent it counts as copying.
+            copy_drain += built.elapsed();
             copied_early.extend(copied);
             result?
         } else {
@@ -385,7 +390,7 @@ pub fn build_with_cache(
             })?;
         }
     }
-    let copy_time = start.elapsed();
+    let copy_time = copy_drain + start.elapsed();
 
     // Made (and tagged) once there is something to put there: a build that fails earlier
     // leaves no target directory behind.
