@@ -99,6 +99,9 @@ pub struct BuildOptions {
     /// More connections to the build store for the scheduler's workers
     /// ([`SchedulerOptions::worker_stores`], [`connections::extra_stores`]).
     pub worker_stores: Vec<std::sync::Arc<Store>>,
+    /// Another connection to the build store, for copying outputs back to a local store while
+    /// the others plan and build ([`copy_back`]); `None`: the build store's own.
+    pub copy_store: Option<std::sync::Arc<Store>>,
 }
 
 impl Default for BuildOptions {
@@ -111,6 +114,7 @@ impl Default for BuildOptions {
             pipelining: false,
             stop: Stop::default(),
             worker_stores: Vec::new(),
+            copy_store: None,
         }
     }
 }
@@ -334,7 +338,8 @@ pub fn build_with_cache(
         };
         let done = if copied_back {
             // Wanted outputs are copied back as their units finish (see `copy_back`).
-            let (result, copied) = copy_back::while_building(store, artifact_store, |tx| {
+            let copy_from = options.copy_store.as_deref().unwrap_or(store);
+            let (result, copied) = copy_back::while_building(copy_from, artifact_store, |tx| {
                 let result = this_round.run(&mut cache.plan, reporter, Some(tx.clone()));
                 (result, Instant::now())
             });

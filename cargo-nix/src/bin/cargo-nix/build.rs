@@ -85,6 +85,8 @@ struct Stores {
     /// More connections to the build store, for the scheduler's workers
     /// ([`connections::extra_stores`]).
     workers: Vec<std::sync::Arc<Store>>,
+    /// One more, for copying back while the others plan and build (with `workers`).
+    copy: Option<std::sync::Arc<Store>>,
 }
 
 /// The store to build in, made the one Nix's build hook uses (remote builders copy inputs from
@@ -97,6 +99,7 @@ fn open_stores(args: &BuildArgs) -> Result<Stores> {
     let workers = (0..connections::extra_stores(&args.store, jobs))
         .map(|_| open_store(&args.store, jobs).map(std::sync::Arc::new))
         .collect::<Result<Vec<_>>>()?;
+    let copy = if workers.is_empty() { None } else { Some(open_store(&args.store, jobs).map(std::sync::Arc::new)?) };
     // Nix connects on first use. The workers' sessions are opened now, in the background,
     // rather than when the first units start: by then the planner is sending sources over the
     // shared SSH connection, and both waited for the new session (0.6 s seen). The first
@@ -105,7 +108,7 @@ fn open_stores(args: &BuildArgs) -> Result<Stores> {
     if !workers.is_empty() {
         let _ = store.version();
     }
-    for w in &workers {
+    for w in workers.iter().chain(&copy) {
         let w = std::sync::Arc::clone(w);
         std::thread::spawn(move || w.version());
     }
@@ -117,7 +120,7 @@ fn open_stores(args: &BuildArgs) -> Result<Stores> {
         ),
         None => None,
     };
-    Ok(Stores { build: store, local, workers })
+    Ok(Stores { build: store, local, workers, copy })
 }
 
 /// The reporter of a build of `ws` (on `store`, when it is open).
@@ -233,7 +236,8 @@ fn build_in(
         }
         None => {
             drop(fast);
-            let Stores { build: store, local: local_store, workers: worker_stores } = open_stores(args)?;
+            let Stores { build: store, local: local_store, workers: worker_stores, copy: copy_store } =
+                open_stores(args)?;
             let source = match args.toolchain {
                 ToolchainFrom::Auto => ToolchainSource::Auto,
                 ToolchainFrom::Store => ToolchainSource::Store,
@@ -254,6 +258,7 @@ fn build_in(
                 stop: stop.clone(),
                 unit_builder: Some(builder.clone()),
                 worker_stores,
+                copy_store,
                 ..BuildOptions::default()
             };
             if let Some(j) = args.jobs {
