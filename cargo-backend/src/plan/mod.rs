@@ -146,16 +146,6 @@ pub struct Planner<'a> {
     announce: Option<crossbeam_channel::Sender<PlannedUnit>>,
 }
 
-/// The store path holding `path`, if `path` is inside `store_dir` and valid in `store`.
-fn store_path_of(store: &Store, store_dir: &str, path: &Path) -> Result<Option<StorePath>, Error> {
-    let Ok(rel) = path.strip_prefix(store_dir) else { return Ok(None) };
-    let Some(first) = rel.components().next() else { return Ok(None) };
-    let full = Path::new(store_dir).join(first);
-    let Ok(sp) = store.parse_path(&full.to_string_lossy()) else { return Ok(None) };
-    let valid = store.is_valid_path(&sp).map_err(|e| Error::Nix(format!("checking {}", sp), e))?;
-    Ok(valid.then_some(sp))
-}
-
 fn sanitize(name: &str) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() || "+-._?=".contains(c) { c } else { '-' }).collect()
 }
@@ -204,7 +194,7 @@ impl<'a> Planner<'a> {
         let store_dir = store.store_dir().map_err(|e| Error::Nix("reading the store dir".into(), e))?;
         let mut toolchain_inputs = Vec::new();
         for p in std::iter::once(tc.sysroot.as_path()).chain(tc.cc.as_deref()) {
-            if let Some(sp) = store_path_of(store, &store_dir, p)? {
+            if let Some(sp) = store_side::store_path_of(store, &store_dir, p)? {
                 toolchain_inputs.push(sp);
             }
         }
@@ -275,16 +265,6 @@ impl<'a> Planner<'a> {
             self.units[i] = Some(planned);
         }
         Ok(())
-    }
-
-    /// Hands `unit` to whoever builds units as they are planned. One that stopped listening
-    /// (its build ended early) is not an error: the plan is still made whole.
-    fn announce(&mut self, unit: &PlannedUnit) {
-        if let Some(tx) = &self.announce {
-            if tx.send(unit.clone()).is_err() {
-                self.announce = None;
-            }
-        }
     }
 
     fn into_plan(self) -> Plan {

@@ -15,6 +15,16 @@ use crate::toolchain::{Toolchain, hex};
 use crate::units::{PackageInfo, Unit, Workspace};
 
 impl<'a> Planner<'a> {
+    /// Hands `unit` to whoever builds units as they are planned. One that stopped listening
+    /// (its build ended early) is not an error: the plan is still made whole.
+    pub(super) fn announce(&mut self, unit: &super::PlannedUnit) {
+        if let Some(tx) = &self.announce {
+            if tx.send(unit.clone()).is_err() {
+                self.announce = None;
+            }
+        }
+    }
+
     /// The package's source in the store (added once per run, and not at all while its
     /// fingerprint matches the one cached with a still-valid store path).
     pub(super) fn source(&mut self, pkg: &PackageInfo) -> Result<StorePath, Error> {
@@ -227,4 +237,14 @@ impl<'a> Planner<'a> {
         self.drv_memo_used.insert(key, (created.drv_path.to_string(), out.to_string()));
         Ok((created.drv_path, out))
     }
+}
+
+/// The store path holding `path`, if `path` is inside `store_dir` and valid in `store`.
+pub(super) fn store_path_of(store: &Store, store_dir: &str, path: &Path) -> Result<Option<StorePath>, Error> {
+    let Ok(rel) = path.strip_prefix(store_dir) else { return Ok(None) };
+    let Some(first) = rel.components().next() else { return Ok(None) };
+    let full = Path::new(store_dir).join(first);
+    let Ok(sp) = store.parse_path(&full.to_string_lossy()) else { return Ok(None) };
+    let valid = store.is_valid_path(&sp).map_err(|e| Error::Nix(format!("checking {}", sp), e))?;
+    Ok(valid.then_some(sp))
 }
