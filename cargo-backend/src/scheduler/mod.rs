@@ -234,7 +234,7 @@ pub fn realise(
         .iter()
         .zip(valid)
         .zip(needed)
-        .map(|((node, valid), needed)| Some(Known { node: node.clone(), valid, needed }))
+        .map(|((node, valid), needed)| Some(Known { drv: node.drv.clone(), out: node.out.clone(), valid, needed }))
         .collect();
     Coordinator::new(store, cache, deps, known, None, options)?.run(reporter)
 }
@@ -262,10 +262,12 @@ pub fn realise_as_planned(
     Coordinator::new(store, cache, deps, known, Some(planned), options)?.run(reporter)
 }
 
-/// A node the coordinator can start: its derivation, and whether it needs building.
+/// A node the coordinator can start: its derivation, and whether it needs building (its
+/// dependencies are the queue's).
 #[derive(Debug, Clone)]
 struct Known {
-    node: Node,
+    drv: StorePath,
+    out: StorePath,
     /// Its output was valid when it became known.
     valid: bool,
     /// Invalid nodes that are not needed are optional ones nothing being built reads.
@@ -294,6 +296,9 @@ struct Coordinator<'a> {
     /// not start yet: not planned yet, or no jobserver token.
     parked: Vec<usize>,
     outcomes: Vec<Option<Outcome>>,
+    /// Nodes not known yet, and nodes with an outcome (kept with `known` and `outcomes`).
+    unknown: usize,
+    finished: usize,
     in_flight: usize,
     /// Nothing new starts: a failure (fail-fast), a stop request, or planning ended early.
     stopping: bool,
@@ -310,6 +315,7 @@ impl<'a> Coordinator<'a> {
         options: &'a SchedulerOptions,
     ) -> Result<Self, Error> {
         let n = deps.len();
+        let unknown = known.iter().filter(|k| k.is_none()).count();
         let queue = DependencyQueue::new(deps.into_iter().enumerate().map(|(i, d)| (i, d, 1u64))).map_err(graph)?;
         Ok(Coordinator {
             store,
@@ -320,6 +326,8 @@ impl<'a> Coordinator<'a> {
             planned,
             parked: Vec::new(),
             outcomes: vec![None; n],
+            unknown,
+            finished: 0,
             in_flight: 0,
             stopping: false,
             interrupted: false,
@@ -329,7 +337,7 @@ impl<'a> Coordinator<'a> {
     fn run(mut self, reporter: &mut dyn Reporter) -> Result<Vec<Outcome>, Error> {
         let n = self.outcomes.len();
         reporter.total(n);
-        if self.known.iter().all(Option::is_some) {
+        if self.unknown == 0 {
             self.planned = None;
         }
         let jobs = self.options.jobs.max(1);
@@ -353,8 +361,7 @@ impl<'a> Coordinator<'a> {
                 }
                 let waiting_for_token = self.start_ready(&job_tx, &mut tokens, reporter)?;
                 tokens.keep_for(self.in_flight);
-                let all_done = self.outcomes.iter().all(Option::is_some);
-                if self.in_flight == 0 && (self.stopping || all_done) {
+                if self.in_flight == 0 && (self.stopping || self.finished == n) {
                     break;
                 }
                 match self.next_event(&msg_rx, waiting_for_token)? {
@@ -364,7 +371,7 @@ impl<'a> Coordinator<'a> {
                         self.planned = None;
                         // Planning failed: what was not planned can never start, and the
                         // rest waits for the planner's error (as after a failure).
-                        if self.known.iter().any(Option::is_none) && !self.stopping {
+                        if self.unknown > 0 && !self.stopping {
                             self.stopping = true;
                             reporter.stopping(self.in_flight);
                         }
@@ -400,7 +407,7 @@ impl<'a> Coordinator<'a> {
                 return Ok(true);
             }
             self.in_flight += 1;
-            let _ = job_tx.send(Job { index: i, drv: k.node.drv.clone(), out: k.node.out.clone() });
+            let _ = job_tx.send(Job { index: i, drv: k.drv.clone(), out: k.out.clone() });
         }
         Ok(false)
     }
@@ -442,19 +449,14 @@ impl<'a> Coordinator<'a> {
         if u.metadata.is_some() {
             return Err(Error::Graph(format!("{}: pipelined units are realised on the whole plan", u.label)));
         }
-        let deps = u
-            .inputs
-            .iter()
-            .map(|r| match *r {
-                NodeRef::Unit(d) => Ok(d),
-                NodeRef::Metadata(_) => Err(Error::Graph(format!("{}: reads a metadata node", u.label))),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        if u.inputs.iter().any(|r| matches!(r, NodeRef::Metadata(_))) {
+            return Err(Error::Graph(format!("{}: reads a metadata node", u.label)));
+        }
         let valid = self.store.is_valid_path(&u.out).map_err(|e| Error::Nix(format!("checking {}", u.out), e))?;
         reporter.unit_planned(&u);
-        let node = Node { drv: u.drv, out: u.out, deps, optional: false };
-        self.known[i] = Some(Known { node, valid, needed: true });
-        if self.known.iter().all(Option::is_some) {
+        self.known[i] = Some(Known { drv: u.drv, out: u.out, valid, needed: true });
+        self.unknown -= 1;
+        if self.unknown == 0 {
             self.planned = None;
         }
         Ok(())
@@ -475,7 +477,7 @@ impl<'a> Coordinator<'a> {
             Message::Done { index, result: Ok(()), elapsed } => (index, Outcome::Built(elapsed)),
             Message::Done { index, result: Err(e), .. } if e.is_interrupted() => (index, Outcome::Interrupted),
             Message::Done { index, result: Err(e), .. } => {
-                let drv = &self.known[index].as_ref().expect("started nodes are known").node.drv;
+                let drv = &self.known[index].as_ref().expect("started nodes are known").drv;
                 (index, Outcome::Failed(failure(self.store, drv, &e)))
             }
             Message::Panicked { index, message } => (index, Outcome::Failed(Failure::message(message))),
@@ -495,9 +497,11 @@ impl<'a> Coordinator<'a> {
         let ok = outcome.is_success() || outcome == Outcome::NotNeeded;
         reporter.finished(i, &outcome);
         self.outcomes[i] = Some(outcome);
+        self.finished += 1;
         let finished = self.queue.finish(i, ok).map_err(graph)?;
         for skipped in finished.skipped {
             self.outcomes[skipped] = Some(Outcome::Skipped);
+            self.finished += 1;
             self.parked.retain(|&p| p != skipped);
             reporter.finished(skipped, &Outcome::Skipped);
         }
