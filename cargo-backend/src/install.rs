@@ -91,9 +91,29 @@ pub fn materialize(src: &Path, dest: &Path) -> Result<Materialized, Error> {
             Materialized::Copy
         }
     };
-    std::fs::rename(&tmp, dest).map_err(|e| io("installing", dest, e))?;
+    replace(&tmp, dest).map_err(|e| io("installing", dest, e))?;
     link_atomically(src, &marker)?;
     Ok(how)
+}
+
+/// Renames `tmp` to `dest`, atomically replacing what is there, without the cost a plain
+/// `rename` over an existing file has on ext4: with the default `auto_da_alloc`, replacing a
+/// file by rename starts writing back the new file's dirty pages there and then (a 36 MB debug
+/// binary just linked: 3–30 ms, the rename blocked on it). Swapping the two names
+/// (`RENAME_EXCHANGE`) and unlinking the old file is as atomic and is not a replace; a file
+/// system without it, or no `dest` yet, gets the plain rename.
+fn replace(tmp: &Path, dest: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(std::io::Error::other);
+    let (from, to) = (c(tmp)?, c(dest)?);
+    // SAFETY: two NUL-terminated paths that outlive the call; renameat2 reads them only.
+    let rc =
+        unsafe { libc::renameat2(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::RENAME_EXCHANGE) };
+    if rc == 0 {
+        // `tmp` now names the old file.
+        return std::fs::remove_file(tmp);
+    }
+    std::fs::rename(tmp, dest)
 }
 
 /// Whether an artifact of this kind is an executable that must be a real file in `target/`.
@@ -191,4 +211,32 @@ pub fn list_roots(target_dir: &Path) -> Vec<(PathBuf, PathBuf)> {
     }
     roots.sort();
     roots
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn materialize_replaces_an_executable_and_leaves_no_temporary() {
+        let d = tempfile::tempdir().unwrap();
+        let (old, new, dest) = (d.path().join("old"), d.path().join("new"), d.path().join("out/bin"));
+        std::fs::write(&old, "old program").unwrap();
+        std::fs::write(&new, "new program").unwrap();
+        // No `dest` yet: the plain rename.
+        assert_eq!(materialize(&old, &dest).unwrap(), Materialized::HardLink);
+        assert_eq!(std::fs::read_to_string(&dest).unwrap(), "old program");
+        assert_eq!(materialize(&old, &dest).unwrap(), Materialized::Unchanged);
+        // Over the old one: swapped, and the old name is gone.
+        assert_eq!(materialize(&new, &dest).unwrap(), Materialized::HardLink);
+        assert_eq!(std::fs::read_to_string(&dest).unwrap(), "new program");
+        assert_eq!(materialized_from(&dest).unwrap(), new);
+        let left: Vec<_> = std::fs::read_dir(dest.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left.iter().filter(|n| n.contains("tmp")).count(), 0, "{left:?}");
+        // The store file the old artifact was linked from is untouched.
+        assert_eq!(std::fs::read_to_string(&old).unwrap(), "old program");
+    }
 }
