@@ -335,6 +335,7 @@ pub fn build_with_cache(
             workspace_key: &workspace_key,
             sched: &sched,
             incremental,
+            copy_to: copied_back.then_some(artifact_store),
         };
         let done = if copied_back {
             // Wanted outputs are copied back as their units finish (see `copy_back`).

@@ -29,6 +29,8 @@ pub(crate) struct Round<'a> {
     pub pipelining: bool,
     pub workspace_key: &'a str,
     pub sched: &'a SchedulerOptions,
+    /// The local store outputs are copied back to, when the build store is elsewhere.
+    pub copy_to: Option<&'a Store>,
     /// Whether units keep rustc's incremental state ([`incremental::available`]).
     pub incremental: bool,
 }
@@ -65,6 +67,16 @@ impl Round<'_> {
         }
     }
 
+    fn plan_options(&self, pipelining: bool, announce: Option<Sender<plan::PlannedUnit>>) -> plan::PlanOptions<'_> {
+        plan::PlanOptions {
+            builder: self.builder,
+            pipelining,
+            workspace_key: self.workspace_key,
+            announce,
+            mirror: self.copy_to,
+        }
+    }
+
     fn as_planned(&self, record: &mut plan::Record, per_unit: &mut PerUnit) -> Result<Done, Error> {
         let start = Instant::now();
         let (tx, rx) = unbounded();
@@ -75,11 +87,8 @@ impl Round<'_> {
                     self.store,
                     self.ws,
                     self.toolchain,
-                    self.builder,
-                    false,
-                    self.workspace_key,
+                    self.plan_options(false, Some(tx)),
                     record,
-                    Some(tx),
                 );
                 (plan, start.elapsed())
             });
@@ -97,17 +106,9 @@ impl Round<'_> {
 
     fn after_planning(&self, record: &mut plan::Record, per_unit: &mut PerUnit) -> Result<Done, Error> {
         let start = Instant::now();
-        let plan = plan::Planner::plan_cached(
-            self.store,
-            self.ws,
-            self.toolchain,
-            self.builder,
-            true,
-            self.workspace_key,
-            record,
-            None,
-        )
-        .map_err(|e| self.planning_failed(e))?;
+        let plan =
+            plan::Planner::plan_cached(self.store, self.ws, self.toolchain, self.plan_options(true, None), record)
+                .map_err(|e| self.planning_failed(e))?;
         let plan_time = start.elapsed();
         let start = Instant::now();
         per_unit.inner.planned(&plan);

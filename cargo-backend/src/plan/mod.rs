@@ -44,6 +44,8 @@ pub use artifacts::{Artifact, ArtifactKind};
 pub use pipelining::{compiles_against_metadata, link_target, pipelined_units};
 use record::CachedUnit;
 pub use record::{LastRun, Record, ReuseInfo, TreeReads};
+pub use store_side::PlanOptions;
+use store_side::sanitize;
 
 use crate::Error;
 use crate::spec::{Action, SPEC_ENV, UnitSpec};
@@ -144,10 +146,8 @@ pub struct Planner<'a> {
     /// Where each unit goes as soon as it is planned, for a scheduler that starts building
     /// before the whole plan is made ([`Planner::plan_cached`]).
     announce: Option<crossbeam_channel::Sender<PlannedUnit>>,
-}
-
-fn sanitize(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || "+-._?=".contains(c) { c } else { '-' }).collect()
+    /// The local store outputs are copied back to, which gets each source too ([`PlanOptions`]).
+    mirror: Option<&'a Store>,
 }
 
 impl<'a> Planner<'a> {
@@ -217,6 +217,7 @@ impl<'a> Planner<'a> {
             runs: BTreeMap::new(),
             ws_tree: None,
             announce: None,
+            mirror: None,
         })
     }
 

@@ -9,10 +9,35 @@ use sha2::{Digest, Sha256};
 
 use std::collections::BTreeSet;
 
-use super::{CachedUnit, Plan, Planner, Record, sanitize, script_env};
+use super::{CachedUnit, Plan, Planner, Record, script_env};
 use crate::Error;
 use crate::toolchain::{Toolchain, hex};
 use crate::units::{PackageInfo, Unit, Workspace};
+
+pub(super) fn sanitize(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || "+-._?=".contains(c) { c } else { '-' }).collect()
+}
+
+/// How [`Planner::plan_cached`] plans, beside the store, workspace and toolchain.
+#[derive(Debug)]
+pub struct PlanOptions<'a> {
+    /// `cargo-nix-unit` on this machine (added to the store).
+    pub builder: &'a Path,
+    /// See [`Planner::pipelining`].
+    pub pipelining: bool,
+    /// The workspace's key ([`crate::workspace`]); empty: the cached plan is not reused.
+    pub workspace_key: &'a str,
+    /// Where each unit goes as soon as it is planned, dependencies first (all of them at the
+    /// end when the cached plan is reused), so that a scheduler can start on the first units
+    /// while the others are planned ([`crate::scheduler::realise_as_planned`]).
+    pub announce: Option<crossbeam_channel::Sender<super::PlannedUnit>>,
+    /// The local store a build on another machine copies its outputs back to. Debug info
+    /// names the source files, so those outputs refer to the sources: each source added to the
+    /// build store is added here too, from the same files (the same store path), where copying
+    /// it back would cost the other machine a daemon and a stream per path. One that could not
+    /// be added (or came out another path) is copied back with the outputs, as before.
+    pub mirror: Option<&'a Store>,
+}
 
 impl<'a> Planner<'a> {
     /// Hands `unit` to whoever builds units as they are planned. One that stopped listening
@@ -67,10 +92,12 @@ impl<'a> Planner<'a> {
         }
         // Made before the files are added, so an edit while they are is seen next time.
         let fingerprint = crate::cache::key_before(compute);
-        let path = self
-            .store
-            .add_path(dir, AddPathOptions::new().name(name).filter(|rel, _kind| !excluded(rel)))
-            .map_err(|e| Error::Nix(format!("adding {what}"), e))?;
+        let options = || AddPathOptions::new().name(name).filter(|rel, _kind| !excluded(rel));
+        let path = self.store.add_path(dir, options()).map_err(|e| Error::Nix(format!("adding {what}"), e))?;
+        if let Some(mirror) = self.mirror {
+            // Not an error: what is not there is copied back with the outputs that need it.
+            let _ = mirror.add_path(dir, options());
+        }
         self.source_time += start.elapsed();
         match fingerprint {
             Some(fp) => self.source_cache.insert(key, (fp, path.to_string())),
@@ -83,26 +110,21 @@ impl<'a> Planner<'a> {
     /// change, and the whole plan when its key matches and it can still be used), and updates
     /// the cache.
     ///
-    /// With `announce`, each unit is also sent there as soon as it is planned, dependencies
-    /// first (all of them at the end when the cached plan is reused), so that a scheduler can
-    /// start on the first units while the others are planned ([`crate::scheduler::realise_as_planned`]).
-    /// Without a cached plan to compare with, package sources are then added as the units that
-    /// need them are planned, not all before the first.
-    #[allow(clippy::too_many_arguments)]
+    /// With [`PlanOptions::announce`], package sources are added as the units that need them
+    /// are planned when there is no cached plan to compare with, not all before the first.
     pub fn plan_cached(
         store: &'a Store,
         ws: &'a Workspace,
         tc: &'a Toolchain,
-        builder: &Path,
-        pipelining: bool,
-        workspace_key: &str,
+        options: PlanOptions<'a>,
         cache: &mut Record,
-        announce: Option<crossbeam_channel::Sender<super::PlannedUnit>>,
     ) -> Result<Plan, Error> {
+        let PlanOptions { builder, pipelining, workspace_key, announce, mirror } = options;
         let mut this =
             Self::with_source_cache(store, ws, tc, builder, std::mem::take(&mut cache.sources))?.pipelining(pipelining);
         this.runs = cache.runs.clone();
         this.announce = announce;
+        this.mirror = mirror;
         this.plan_with(workspace_key, cache)
     }
 
