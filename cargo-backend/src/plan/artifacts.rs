@@ -88,17 +88,69 @@ pub fn artifacts(unit: &Unit, hash: &str) -> Vec<Artifact> {
 
 /// The file a dependent passes to `--extern` for library unit `dep`: its `.rmeta` when the
 /// dependent only compiles against it (cargo's `only_requires_rmeta`, or a checked dependency),
-/// else the linkable file.
+/// else the linkable file. Only the crate types rustc can link against count (cargo's
+/// `CrateType::is_linkable`: `lib`, `rlib`, `dylib`, `proc-macro`), the rlib first: a
+/// `cdylib` or `staticlib` listed before the `rlib` is not one (its `.so` has no metadata).
 pub fn extern_file(dependent: &Unit, dep: &Unit, artifacts: &[Artifact]) -> Option<String> {
     let rmeta_only = matches!(dep.mode, Mode::Check { .. })
         || (super::rustc_args::emits_metadata(dependent)
             && dependent.mode == Mode::Build
             && super::rustc_args::emits_metadata(dep));
-    let linkable = artifacts
-        .iter()
-        .find(|a| a.file.ends_with(".rlib") || a.file.ends_with(".so") || a.file.ends_with(".rmeta"))?;
+    let types = &dep.target.crate_types;
+    let has = |t: &str| types.iter().any(|x| x == t);
+    let suffix = if matches!(dep.mode, Mode::Check { .. }) {
+        ".rmeta"
+    } else if has("lib") || has("rlib") {
+        ".rlib"
+    } else if has("dylib") || has("proc-macro") {
+        ".so"
+    } else {
+        return None;
+    };
+    let linkable = artifacts.iter().find(|a| a.file.ends_with(suffix))?;
     match linkable.file.strip_suffix(".rlib") {
         Some(stem) if rmeta_only => Some(format!("{stem}.rmeta")),
         _ => Some(linkable.file.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::units::UnitGraph;
+
+    fn lib_unit(crate_types: &str) -> Unit {
+        let json = format!(
+            r#"{{"version": 1, "roots": [0], "units": [{{"pkg_id": "path+file:///w/a#0.1.0", "mode": "build",
+                "features": [], "profile": {{"name": "dev", "opt_level": "0", "debuginfo": 2,
+                "debug_assertions": true, "overflow_checks": true, "lto": "false", "panic": "unwind"}},
+                "target": {{"kind": [{crate_types}], "crate_types": [{crate_types}], "name": "a",
+                            "src_path": "/w/a/src/lib.rs", "edition": "2021"}}}}]}}"#
+        );
+        UnitGraph::parse(&json).unwrap().units.remove(0)
+    }
+
+    fn bin_unit() -> Unit {
+        let json = r#"{"version": 1, "roots": [0], "units": [{"pkg_id": "path+file:///w/app#0.1.0", "mode": "build",
+            "features": [], "profile": {"name": "dev", "opt_level": "0", "debuginfo": 2,
+            "debug_assertions": true, "overflow_checks": true, "lto": "false", "panic": "unwind"},
+            "target": {"kind": ["bin"], "crate_types": ["bin"], "name": "app",
+                        "src_path": "/w/app/src/main.rs", "edition": "2021"}}]}"#;
+        UnitGraph::parse(json).unwrap().units.remove(0)
+    }
+
+    #[test]
+    fn a_dependent_links_the_rlib_whatever_order_the_crate_types_are_listed_in() {
+        let app = bin_unit();
+        for types in [r#""cdylib", "rlib""#, r#""rlib", "cdylib""#, r#""staticlib", "lib""#] {
+            let dep = lib_unit(types);
+            let files = artifacts(&dep, "h");
+            assert_eq!(extern_file(&app, &dep, &files).as_deref(), Some("lib/liba-h.rlib"), "{types}");
+        }
+        let dylib = lib_unit(r#""cdylib", "dylib""#);
+        assert_eq!(extern_file(&app, &dylib, &artifacts(&dylib, "h")).as_deref(), Some("lib/liba-h.so"));
+        // Nothing to link against: no `--extern`, as under cargo.
+        let cdylib = lib_unit(r#""cdylib""#);
+        assert_eq!(extern_file(&app, &cdylib, &artifacts(&cdylib, "h")), None);
     }
 }
