@@ -2,7 +2,7 @@
 //!
 //! `lib<name>.rlib` (libs) become symlinks into the unit's output in the store. Executables
 //! (`target/<profile>/<name>` bins, `examples/<name>`, `deps/<name>-<hash>` tests and benches)
-//! are materialized instead ([`materialize`]: a hard link, else a copy), because a program
+//! are materialized instead ([`materialize`]: a copy), because a program
 //! finds itself through `/proc/self/exe`, which resolves symlinks: a test looking for
 //! `current_exe()/../../<bin>` must land in `target/`, as under cargo, not in the store.
 //! Every unit output of the build (not only the linked ones: the libraries a rebuild needs too,
@@ -49,11 +49,7 @@ fn link_atomically(target: &Path, link: &Path) -> Result<bool, Error> {
 pub enum Materialized {
     /// It was already there (its marker names the same store file).
     Unchanged,
-    /// A hard link to the store file (same inode: no bytes copied).
-    HardLink,
-    /// A copy (`std::fs::copy`, i.e. `copy_file_range`, which shares the blocks on file
-    /// systems with reflinks): when a hard link is refused (another device;
-    /// `fs.protected_hardlinks` for a non-root user and a root-owned store file).
+    /// A copy of the store file.
     Copy,
 }
 
@@ -70,9 +66,14 @@ pub fn materialized_from(dest: &Path) -> Option<PathBuf> {
     std::fs::read_link(marker_of(dest)).ok()
 }
 
-/// Puts a real file (not a symlink) at `dest` with `src`'s bytes: a hard link, else a copy.
-/// Made under a temporary name and renamed into place, so `dest` is never half-written.
+/// Puts a real file (not a symlink) at `dest` with `src`'s bytes: a copy of its own, writable
+/// by its owner as cargo's are (`std::fs::copy`, i.e. `copy_file_range`, which shares the
+/// blocks on file systems with reflinks). Not a hard link: the store file would be the same
+/// inode, and a program that writes to its artifact in place (`strip`, which keeps hard
+/// links; `cp` over it) would change the store, as root, or be refused, as its owner. Made
+/// under a temporary name and renamed into place, so `dest` is never half-written.
 pub fn materialize(src: &Path, dest: &Path) -> Result<Materialized, Error> {
+    use std::os::unix::fs::PermissionsExt as _;
     let marker = marker_of(dest);
     let is_file = std::fs::symlink_metadata(dest).is_ok_and(|m| m.file_type().is_file());
     if is_file && std::fs::read_link(&marker).is_ok_and(|t| t == src) {
@@ -84,16 +85,13 @@ pub fn materialize(src: &Path, dest: &Path) -> Result<Materialized, Error> {
     let tmp =
         dir.join(format!(".{}.tmp-{}", dest.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
     let _ = std::fs::remove_file(&tmp);
-    let how = match std::fs::hard_link(src, &tmp) {
-        Ok(()) => Materialized::HardLink,
-        Err(_) => {
-            std::fs::copy(src, &tmp).map_err(|e| io(&format!("copying {} to", src.display()), &tmp, e))?;
-            Materialized::Copy
-        }
-    };
+    std::fs::copy(src, &tmp).map_err(|e| io(&format!("copying {} to", src.display()), &tmp, e))?;
+    // The store's 0555 (its mode, copied) plus the owner's write bit: 0755, as rustc leaves it.
+    let mode = std::fs::metadata(&tmp).map_err(|e| io("reading", &tmp, e))?.permissions().mode() | 0o200;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).map_err(|e| io("making", &tmp, e))?;
     replace(&tmp, dest).map_err(|e| io("installing", dest, e))?;
     link_atomically(src, &marker)?;
-    Ok(how)
+    Ok(Materialized::Copy)
 }
 
 /// Renames `tmp` to `dest`, atomically replacing what is there, without the cost a plain
@@ -224,11 +222,11 @@ mod tests {
         std::fs::write(&old, "old program").unwrap();
         std::fs::write(&new, "new program").unwrap();
         // No `dest` yet: the plain rename.
-        assert_eq!(materialize(&old, &dest).unwrap(), Materialized::HardLink);
+        assert_eq!(materialize(&old, &dest).unwrap(), Materialized::Copy);
         assert_eq!(std::fs::read_to_string(&dest).unwrap(), "old program");
         assert_eq!(materialize(&old, &dest).unwrap(), Materialized::Unchanged);
         // Over the old one: swapped, and the old name is gone.
-        assert_eq!(materialize(&new, &dest).unwrap(), Materialized::HardLink);
+        assert_eq!(materialize(&new, &dest).unwrap(), Materialized::Copy);
         assert_eq!(std::fs::read_to_string(&dest).unwrap(), "new program");
         assert_eq!(materialized_from(&dest).unwrap(), new);
         let left: Vec<_> = std::fs::read_dir(dest.parent().unwrap())
@@ -236,7 +234,23 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(left.iter().filter(|n| n.contains("tmp")).count(), 0, "{left:?}");
-        // The store file the old artifact was linked from is untouched.
+        // The store file the old artifact was made from is untouched.
         assert_eq!(std::fs::read_to_string(&old).unwrap(), "old program");
+    }
+
+    #[test]
+    fn an_executable_is_a_writable_file_of_its_own_not_the_store_file() {
+        use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+        let d = tempfile::tempdir().unwrap();
+        let (store_file, dest) = (d.path().join("store-file"), d.path().join("out/bin"));
+        std::fs::write(&store_file, "program").unwrap();
+        std::fs::set_permissions(&store_file, std::fs::Permissions::from_mode(0o555)).unwrap();
+        materialize(&store_file, &dest).unwrap();
+        let (s, t) = (std::fs::metadata(&store_file).unwrap(), std::fs::metadata(&dest).unwrap());
+        assert_ne!(s.ino(), t.ino());
+        assert_eq!(t.permissions().mode() & 0o777, 0o755);
+        // What `strip` or `cp` over it does changes the artifact only.
+        std::fs::write(&dest, "stripped").unwrap();
+        assert_eq!(std::fs::read_to_string(&store_file).unwrap(), "program");
     }
 }
