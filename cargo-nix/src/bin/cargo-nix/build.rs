@@ -143,6 +143,7 @@ fn new_reporter<'a>(
         profile_dir: std::path::absolute(cargo_backend::profile_dir(ws))?,
         incremental: false,
         running: Vec::new(),
+        shown: Default::default(),
     })
 }
 
@@ -374,9 +375,21 @@ fn script_native_dirs(report: &cargo_backend::BuildReport) -> (Vec<std::path::Pa
     )
 }
 
-/// cargo's "[optimized + debuginfo]" part of the `Finished` line, from the root units' profile.
+/// cargo's "[optimized + debuginfo]" part of the `Finished` line, from the root units' profile
+/// (without roots, as for `test --doc`: a unit built in the requested profile, else any unit).
 fn finished_description(ws: &Workspace) -> String {
-    let Some(p) = ws.graph.roots.first().map(|&r| &ws.graph.units[r].profile) else { return "optimized".into() };
+    let units = &ws.graph.units;
+    let Some(p) = ws
+        .graph
+        .roots
+        .first()
+        .map(|&r| &units[r])
+        .or_else(|| units.iter().find(|u| u.profile.name == ws.profile))
+        .or_else(|| units.first())
+        .map(|u| &u.profile)
+    else {
+        return "optimized".into();
+    };
     let mut parts = vec![if p.opt_level == "0" { "unoptimized" } else { "optimized" }];
     if p.debuginfo.is_some_and(|d| d.is_enabled()) {
         parts.push("debuginfo");
