@@ -114,6 +114,51 @@ fn compile_errors_show_rustc_diagnostics() {
     assert!(fx.nix_target().join("debug/libgen.rlib").exists(), "{}", run.stderr);
 }
 
+/// cargo's lines about a unit's diagnostics: identical warnings shown once and counted as
+/// duplicates, the `cargo fix` hint, and "could not compile `x` (lib) due to …".
+#[test]
+fn warning_and_error_lines_match_cargo() {
+    let fx = Fixture::new("basic");
+    // Machine-applicable, and the same text in `greeter`'s lib and lib test units.
+    fx.append("greeter/src/lib.rs", "\nuse std::collections::HashMap;\n");
+    let lines = |stderr: &str| -> Vec<String> {
+        let mut l: Vec<String> = stderr
+            .lines()
+            .filter(|l| l.starts_with("warning: `") || l.starts_with("error: could not compile"))
+            .map(str::to_owned)
+            .collect();
+        l.sort();
+        l
+    };
+    let nix = fx.cargo_nix("test", &["--no-run"]);
+    assert!(nix.success(), "{}", nix.stderr);
+    let cargo = fx.cargo("test", &["--no-run"]);
+    let cargo = String::from_utf8_lossy(&cargo.stderr).into_owned();
+    assert_eq!(nix.stderr.matches("warning: unused import").count(), 1, "shown once:\n{}", nix.stderr);
+    // `--no-run` names the test executables and runs none.
+    let executables = |s: &str| s.lines().filter(|l| l.trim_start().starts_with("Executable ")).count();
+    assert_eq!(executables(&nix.stderr), executables(&cargo), "{}", nix.stderr);
+    assert!(!nix.stderr.contains("Running"), "{}", nix.stderr);
+    // Which of the two units shows the warning (and the hint) is the order they finish in.
+    let unordered = |l: Vec<String>| -> Vec<String> {
+        let mut l: Vec<String> = l.iter().map(|l| l.split(" (").take(2).collect::<Vec<_>>().join(" (")).collect();
+        l.sort();
+        l
+    };
+    assert_eq!(unordered(lines(&nix.stderr)), unordered(lines(&cargo)), "cargo:\n{cargo}\ncargo nix:\n{}", nix.stderr);
+    for want in ["(1 duplicate)", "(run `cargo fix --lib -p greeter"] {
+        assert_eq!(nix.stderr.matches(want).count(), cargo.matches(want).count(), "{want}:\n{}", nix.stderr);
+    }
+
+    fx.append("greeter/src/lib.rs", "\npub fn broken() -> u32 { \"not a number\" }\n");
+    let nix = fx.cargo_nix("build", &[]);
+    let cargo = fx.cargo_output("build", &[], &[]);
+    assert!(!nix.success() && !cargo.status.success());
+    let cargo = String::from_utf8_lossy(&cargo.stderr).into_owned();
+    assert_eq!(lines(&nix.stderr), lines(&cargo), "cargo:\n{cargo}\ncargo nix:\n{}", nix.stderr);
+    assert!(cargo.contains("error: could not compile `greeter` (lib) due to 1 previous error; 1 warning emitted"));
+}
+
 /// Artifacts linked from target/ survive garbage collection; once target/ is gone
 /// (`cargo nix clean`), a collection reclaims them.
 #[test]
@@ -491,7 +536,13 @@ fn json_messages_for_a_failing_unit() {
     assert_eq!(errors[0]["message"]["spans"][0]["file_name"], "greeter/src/lib.rs");
     assert!(errors[0]["message"]["rendered"].as_str().unwrap().starts_with("error[E0308]: mismatched types"));
     assert_eq!(msgs.last().unwrap(), &serde_json::json!({"reason": "build-finished", "success": false}));
-    assert!(run.stderr.contains("could not compile greeter"), "{}", run.stderr);
+    // cargo's line, counted from the diagnostics (not the builder's "could not compile" line).
+    assert!(
+        run.stderr.contains("error: could not compile `greeter` (lib) due to 1 previous error\n"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("exit status"), "{}", run.stderr);
     assert!(!run.stderr.contains("mismatched types"), "the diagnostic is JSON only:\n{}", run.stderr);
     assert!(!run.stderr.contains(cargo_backend::run_unit::DIAGNOSTIC_LOG_PREFIX.trim()), "{}", run.stderr);
 

@@ -34,6 +34,7 @@ pub mod scheduler;
 pub mod toolchain;
 pub mod unit_lock;
 pub mod units;
+pub mod warnings;
 pub mod workspace;
 
 use std::path::{Path, PathBuf};

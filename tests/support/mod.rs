@@ -180,6 +180,13 @@ impl Fixture {
 
     /// [`Fixture::cargo`] with environment changes, as [`Fixture::cargo_nix_env`] takes them.
     pub fn cargo_env(&self, sub: &str, args: &[&str], envs: &[(&str, Option<&str>)]) -> Output {
+        let out = self.cargo_output(sub, args, envs);
+        assert!(out.status.success(), "cargo {sub} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        out
+    }
+
+    /// [`Fixture::cargo_env`], whether or not cargo succeeds.
+    pub fn cargo_output(&self, sub: &str, args: &[&str], envs: &[(&str, Option<&str>)]) -> Output {
         let mut cmd = cargo();
         for (k, v) in envs {
             match v {
@@ -187,8 +194,7 @@ impl Fixture {
                 None => cmd.env_remove(k),
             };
         }
-        let out = cmd
-            .current_dir(self.dir.path())
+        cmd.current_dir(self.dir.path())
             .arg(sub)
             .arg("--manifest-path")
             .arg(self.manifest())
@@ -196,9 +202,7 @@ impl Fixture {
             .arg(self.cargo_target())
             .args(args)
             .output()
-            .unwrap();
-        assert!(out.status.success(), "cargo {sub} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-        out
+            .unwrap()
     }
 
     /// Runs a binary and returns its stdout.

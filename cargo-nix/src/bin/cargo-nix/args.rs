@@ -38,6 +38,9 @@ pub enum Command {
         /// Run all tests regardless of failure.
         #[arg(long)]
         no_fail_fast: bool,
+        /// Compile, but don't run tests.
+        #[arg(long)]
+        no_run: bool,
         /// Test only this library's documentation.
         #[arg(long)]
         doc: bool,

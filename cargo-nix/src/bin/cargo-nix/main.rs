@@ -73,13 +73,17 @@ fn run(cli: Cli, stop: &Stop) -> Result<ExitCode> {
     match cli.command {
         Command::Build(args) => Ok(done(build::build(&args, CargoCommand::Build, &status, stop)?.ok)),
         Command::Check(args) => Ok(done(build::build(&args, CargoCommand::Check, &status, stop)?.ok)),
-        Command::Test { build: args, test_name, no_fail_fast, doc, test_args } => {
+        Command::Test { build: args, test_name, no_fail_fast, no_run, doc, test_args } => {
             let mut cargo_args = args.cargo_args();
             cargo_args.select.doc = doc;
             cargo_args.select.test_targets_only = test_name.is_some();
             let built = build::build_selected(&args, cargo_args, CargoCommand::Test, &status, stop)?;
             if !built.ok {
                 return Ok(ExitCode::from(FAILURE));
+            }
+            if no_run {
+                test_runner::list_executables(&built, &status)?;
+                return Ok(ExitCode::SUCCESS);
             }
             // cargo: `TESTNAME` is the test executables' first argument.
             let all_args: Vec<String> = test_name.into_iter().chain(test_args).collect();

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use cargo_backend::messages::{self, MessageFormat};
 use cargo_backend::plan::{Plan, PlannedUnit};
 use cargo_backend::spec::{Action, SPEC_ENV, UnitSpec};
-use cargo_backend::{Failure, Outcome, Reporter, Workspace};
+use cargo_backend::{Failure, Outcome, Reporter, Workspace, warnings};
 use nix_rs::{Store, StorePath};
 
 use crate::status::{Status, shell_join};
@@ -32,6 +32,8 @@ pub struct CliReporter<'a> {
     pub incremental: bool,
     /// Units being built, with their progress-bar names, in start order.
     pub running: Vec<(usize, String)>,
+    /// The diagnostics shown so far: an identical one is counted as a duplicate, not shown.
+    pub shown: warnings::Dedupe,
 }
 
 impl CliReporter<'_> {
@@ -122,23 +124,16 @@ impl CliReporter<'_> {
             }
             return;
         }
-        let mut warnings = 0;
+        let is_member = p.is_member;
+        let mut counts = warnings::Counts::default();
         for d in cargo_backend::run_unit::diagnostics(&out) {
-            let warning = d.get("level").and_then(|l| l.as_str()) == Some("warning");
-            warnings += usize::from(warning && !messages::is_summary(&d));
-            self.diagnostic(index, p.is_member, d);
+            self.diagnostic(index, is_member, d, &mut counts);
         }
-        let summary = warnings > 0
-            && p.is_member
-            && !matches!(self.format, MessageFormat::Json { render_diagnostics: false, .. });
-        if summary {
-            let unit = &self.ws.graph.units[index];
-            let name = self.ws.package_of(index).map(|p| p.name.as_str()).unwrap_or(&unit.target.name);
-            let s = if warnings == 1 { "" } else { "s" };
-            let what = messages::target_description(unit);
-            self.status.warning(&format!("`{name}` ({what}) generated {warnings} warning{s}"));
+        if let Some(line) = self.generated_line(index, is_member, counts) {
+            self.status.warning(&line);
         }
         if json {
+            let Some(Some(p)) = self.plan.get(index) else { return };
             let (files, exe) = messages::artifact_files(self.ws, p, &out, &self.profile_dir);
             if let Ok(line) = messages::compiler_artifact(self.ws, index, &files, exe.as_deref(), fresh) {
                 self.status.json(&line);
@@ -147,28 +142,63 @@ impl CliReporter<'_> {
     }
 
     /// One of rustc's diagnostics, as the message format wants it (rustc's closing summary is
-    /// dropped, as cargo does).
-    fn diagnostic(&self, index: usize, is_member: bool, d: serde_json::Value) {
+    /// dropped, as cargo does; one rendered as an earlier one was is not shown again), counted
+    /// into `counts`.
+    fn diagnostic(&mut self, index: usize, is_member: bool, d: serde_json::Value, counts: &mut warnings::Counts) {
         if messages::is_summary(&d) {
             return;
         }
         // rustc runs as cargo runs it (from the workspace root for its path packages, with
         // absolute crate roots otherwise), so its file names are already cargo's.
         if let MessageFormat::Json { render_diagnostics: false, .. } = self.format {
+            counts.add(&d, true);
             if let Ok(line) = messages::compiler_message(self.ws, index, self.format.json_diagnostic(&d)) {
                 self.status.json(&line);
             }
         } else if let (true, Some(text)) = (is_member, self.format.human_diagnostic(&d)) {
-            self.status.raw(&text);
+            let shown = self.shown.first_time(&text);
+            counts.add(&d, shown);
+            if shown {
+                self.status.raw(&text);
+            }
         }
     }
 
-    /// A failed unit: its diagnostics as the format wants them, then the rest of its log.
-    fn failed(&self, index: usize, failure: &Failure) {
-        for d in &failure.diagnostics {
-            self.diagnostic(index, true, d.clone());
+    /// cargo's "`name` (lib) generated N warnings …" line for a unit, when it shows one.
+    fn generated_line(&self, index: usize, is_member: bool, counts: warnings::Counts) -> Option<String> {
+        if !is_member || matches!(self.format, MessageFormat::Json { render_diagnostics: false, .. }) {
+            return None;
         }
-        self.status.raw(failure.message_without_diagnostics().trim_start_matches('\n'));
+        let unit = &self.ws.graph.units[index];
+        let name = self.ws.package_of(index).map(|p| p.name.as_str()).unwrap_or(&unit.target.name);
+        warnings::generated_line(unit, name, counts, true)
+    }
+
+    /// A failed unit: its diagnostics as the format wants them, cargo's warning count and
+    /// "could not compile" lines when rustc reported errors, then the rest of its log.
+    fn failed(&mut self, index: usize, failure: &Failure) {
+        let mut counts = warnings::Counts::default();
+        for d in &failure.diagnostics {
+            self.diagnostic(index, true, d.clone(), &mut counts);
+        }
+        let rest = failure.message_without_diagnostics();
+        let rest = rest.trim_start_matches('\n');
+        if counts.errors == 0 {
+            self.status.raw(rest);
+            return;
+        }
+        if let Some(line) = self.generated_line(index, true, counts) {
+            self.status.warning(&line);
+        }
+        let unit = &self.ws.graph.units[index];
+        let name = self.ws.package_of(index).map(|p| p.name.as_str()).unwrap_or(&unit.target.name);
+        self.status.error(&warnings::could_not_compile(unit, name, counts));
+        // The builder's own "could not compile <label> (exit status: 1)" says it again.
+        let rest: Vec<&str> = rest.lines().filter(|l| !l.starts_with("error: could not compile ")).collect();
+        let rest = rest.join("\n");
+        if !rest.trim().is_empty() {
+            self.status.raw(&rest);
+        }
     }
 }
 

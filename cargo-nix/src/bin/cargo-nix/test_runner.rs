@@ -97,6 +97,18 @@ fn describe_exit(st: &std::process::ExitStatus) -> String {
     }
 }
 
+/// `cargo test --no-run`: names every test executable built, as cargo does, and runs none.
+pub fn list_executables(built: &Built, status: &Status) -> Result<()> {
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    let tests = built.report.installed.iter().filter(|i| matches!(i.kind, ArtifactKind::Test | ArtifactKind::Bench));
+    for inst in tests {
+        let unit = &built.ws.graph.units[inst.unit];
+        let pkg = built.ws.package_of(inst.unit)?;
+        status.line("Executable", &run::running_line(unit, pkg, &inst.path, &cwd));
+    }
+    Ok(())
+}
+
 /// Runs every test executable built, then the doctests, as `cargo test` does.
 pub fn run_tests(built: &Built, opts: &TestOptions<'_>, status: &Status, stop: &Stop) -> Result<TestOutcome> {
     let ws = &built.ws;
