@@ -150,6 +150,20 @@ fn warning_and_error_lines_match_cargo() {
         assert_eq!(nix.stderr.matches(want).count(), cargo.matches(want).count(), "{want}:\n{}", nix.stderr);
     }
 
+    // `-q`: rustc's warnings only, no status or summary lines (as `cargo build -q`).
+    let nix = fx.cargo_nix("build", &["-q"]);
+    assert!(nix.success(), "{}", nix.stderr);
+    let cargo = fx.cargo("build", &["-q"]);
+    let cargo = String::from_utf8_lossy(&cargo.stderr).into_owned();
+    let heads = |s: &str| -> Vec<String> {
+        let mut l: Vec<String> =
+            s.lines().filter(|l| !l.starts_with(' ') && !l.is_empty()).map(str::to_owned).collect();
+        l.sort();
+        l
+    };
+    assert_eq!(heads(&nix.stderr), heads(&cargo), "cargo:\n{cargo}\ncargo nix:\n{}", nix.stderr);
+    assert!(nix.stderr.contains("warning: unused import") && !nix.stderr.contains("Finished"), "{}", nix.stderr);
+
     fx.append("greeter/src/lib.rs", "\npub fn broken() -> u32 { \"not a number\" }\n");
     let nix = fx.cargo_nix("build", &[]);
     let cargo = fx.cargo_output("build", &[], &[]);

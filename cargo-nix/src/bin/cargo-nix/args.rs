@@ -174,6 +174,10 @@ pub struct BuildArgs {
     /// timings and every unit's outcome, derivation and output path.
     #[arg(short, long)]
     pub verbose: bool,
+    /// Do not print cargo log messages (status lines and cargo's warnings; rustc's diagnostics
+    /// and errors still show, and tests run with `--quiet`).
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
     /// How diagnostics and artifacts are reported: human, short, json, json-diagnostic-short,
     /// json-diagnostic-rendered-ansi, json-render-diagnostics (JSON goes to stdout).
     #[arg(long, value_name = "FMT", value_delimiter = ',')]

@@ -62,13 +62,14 @@ fn target_dir(dir: &DirArgs) -> Result<PathBuf> {
 }
 
 fn run(cli: Cli, stop: &Stop) -> Result<ExitCode> {
-    let progress = match &cli.command {
+    let (progress, quiet) = match &cli.command {
         Command::Build(a) | Command::Check(a) | Command::Test { build: a, .. } | Command::Run { build: a, .. } => {
-            ProgressWhen::resolve(a.progress)?
+            (if a.quiet { ProgressWhen::Never } else { ProgressWhen::resolve(a.progress)? }, a.quiet)
         }
-        _ => ProgressWhen::Never,
+        _ => (ProgressWhen::Never, false),
     };
-    let status = Status::new(std::io::stderr().is_terminal(), progress);
+    let mut status = Status::new(std::io::stderr().is_terminal(), progress);
+    status.quiet = quiet;
     let done = |ok: bool| if ok { ExitCode::SUCCESS } else { ExitCode::from(FAILURE) };
     match cli.command {
         Command::Build(args) => Ok(done(build::build(&args, CargoCommand::Build, &status, stop)?.ok)),
@@ -91,6 +92,7 @@ fn run(cli: Cli, stop: &Stop) -> Result<ExitCode> {
                 test_args: &all_args,
                 no_fail_fast,
                 verbose: args.verbose,
+                quiet: args.quiet,
                 packages_named: !args.package.is_empty() || args.workspace,
             };
             Ok(match test_runner::run_tests(&built, &opts, &status, stop)? {

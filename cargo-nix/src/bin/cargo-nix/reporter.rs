@@ -116,7 +116,7 @@ impl CliReporter<'_> {
             let Ok(o) = cargo_backend::build_script::BuildScriptOutput::parse(&bytes, &p.label) else { return };
             if p.is_member {
                 for w in &o.warnings {
-                    self.status.raw(&format!("warning: {}: {w}", p.package));
+                    self.status.warning(&format!("{}: {w}", p.package));
                 }
             }
             if json {

@@ -85,6 +85,8 @@ pub struct Status {
     pub bar: ProgressBar,
     /// Whether the bar has been shown and not yet cleared.
     bar_active: AtomicBool,
+    /// `-q`: no status lines, warnings or bar (errors and rustc's diagnostics still show).
+    pub quiet: bool,
 }
 
 impl Status {
@@ -114,7 +116,7 @@ impl Status {
                 ProgressBar::with_draw_target(Some(0), target).with_style(style).with_prefix("Building")
             }
         };
-        Status { color, bar, bar_active: AtomicBool::new(false) }
+        Status { color, bar, bar_active: AtomicBool::new(false), quiet: false }
     }
 
     /// Shows the bar for `total` units.
@@ -139,6 +141,9 @@ impl Status {
     }
 
     pub fn line(&self, verb: &str, text: &str) {
+        if self.quiet {
+            return;
+        }
         self.print(|| {
             let mut err = std::io::stderr().lock();
             if self.color {
@@ -154,6 +159,9 @@ impl Status {
     }
 
     pub fn warning(&self, text: &str) {
+        if self.quiet {
+            return;
+        }
         self.labelled("warning", "1;33", text);
     }
 

@@ -26,6 +26,9 @@ pub struct TestOptions<'a> {
     pub no_fail_fast: bool,
     /// `-v`: print each command as cargo does (`Running `rustdoc …``).
     pub verbose: bool,
+    /// `-q`: test executables with the harness, and doctests, get `--quiet` after the
+    /// arguments, as cargo gives it.
+    pub quiet: bool,
     /// Whether packages were named (`-p`, `--workspace`): cargo's rerun hints then name the
     /// package, as they do when the workspace has several members.
     pub packages_named: bool,
@@ -130,6 +133,7 @@ pub fn run_tests(built: &Built, opts: &TestOptions<'_>, status: &Status, stop: &
         status.line("Running", &run::running_line(unit, pkg, &inst.path, &cwd));
         let st = target_command(unit, &inst.path)
             .args(opts.test_args)
+            .args((opts.quiet && unit.target.harness).then_some("--quiet"))
             .envs(&env)
             .current_dir(&pkg.manifest_dir)
             .status()
@@ -149,7 +153,8 @@ pub fn run_tests(built: &Built, opts: &TestOptions<'_>, status: &Status, stop: &
         }
         let pkg = ws.packages.get(&dt.pkg_id).with_context(|| format!("no package facts for {}", dt.pkg_id))?;
         status.line("Doc-tests", &dt.target.name);
-        let (args, env) = doctest_command(built, i, opts.test_args, &dylib, &libdir)?;
+        let quiet: Vec<String> = opts.test_args.iter().cloned().chain(opts.quiet.then(|| "--quiet".into())).collect();
+        let (args, env) = doctest_command(built, i, &quiet, &dylib, &libdir)?;
         if opts.verbose {
             let mut shown = vec![built.toolchain.rustdoc.display().to_string()];
             shown.extend(args.iter().cloned());
