@@ -234,6 +234,17 @@ fn run_is_cargo_run() {
     assert_eq!(String::from_utf8_lossy(&nix.stdout), out);
     let (c_err, n_err) = (normalize(&fx, &cargo.stderr), normalize(&fx, &nix.stderr));
     assert_eq!(lines_with(&n_err, &["Running"]), lines_with(&c_err, &["Running"]));
+
+    // No single executable: cargo's error, before anything is compiled.
+    for args in [&["-p", "helper"][..], &["--bin", "rt-tool", "--bin", "rt-other"][..]] {
+        let cargo = run(&fx, false, "run", args, &[]);
+        let nix = run(&fx, true, "run", args, &[]);
+        assert_eq!(cargo.status.code(), Some(101));
+        assert_eq!(nix.status.code(), Some(101), "{args:?}");
+        let (c_err, n_err) = (normalize(&fx, &cargo.stderr), normalize(&fx, &nix.stderr));
+        assert_eq!(lines_with(&n_err, &["error", "help", "bin "]), lines_with(&c_err, &["error", "help", "bin "]));
+        assert!(!n_err.contains("Compiling") && !n_err.contains("Finished"), "{args:?}: {n_err}");
+    }
 }
 
 /// A build script that builds a shared library into its output and links against it: the

@@ -116,9 +116,61 @@ pub fn plan_in(gctx: &GlobalContext, command: CargoCommand, args: &CargoArgs) ->
             opts.filter = CompileFilter::single_bin(bin.to_string());
         }
     }
+    if args.select.default_run {
+        check_one_executable(&ws, &opts)?;
+    }
     let interner = UnitInterner::new();
     let bcx = cargo::ops::create_bcx(&ws, &opts, &interner, None)?;
     describe(&bcx)
+}
+
+/// `cargo run`'s checks before it compiles anything (its `ops::run`): exactly one executable
+/// among the selected packages' targets, with cargo's errors otherwise.
+fn check_one_executable(ws: &cargo::core::Workspace<'_>, opts: &CompileOptions) -> Result<()> {
+    let specific = opts.filter.is_specific();
+    let packages = opts.spec.get_packages(ws)?;
+    let bins: Vec<_> = packages
+        .iter()
+        .flat_map(|pkg| {
+            pkg.manifest()
+                .targets()
+                .iter()
+                .filter(|t| {
+                    !t.is_lib() && !t.is_custom_build() && if specific { opts.filter.target_run(t) } else { t.is_bin() }
+                })
+                .map(move |t| (pkg, t))
+        })
+        .collect();
+    match bins.as_slice() {
+        [] if !specific => anyhow::bail!("a bin target must be available for `cargo run`"),
+        [(_, t)] if matches!(t.kind(), cargo::core::TargetKind::ExampleLib(..)) => {
+            anyhow::bail!("example target `{}` is a library and cannot be executed", t.name())
+        }
+        [_, _, ..] if !specific => {
+            let mut names: Vec<&str> = bins.iter().map(|(_, t)| t.name()).collect();
+            names.sort();
+            anyhow::bail!(
+                "`cargo run` could not determine which binary to run. Use the `--bin` option to specify a \
+                 binary, or the `default-run` manifest key.\navailable binaries: {}",
+                names.join(", ")
+            )
+        }
+        [_, _, ..] => {
+            let mut message =
+                "`cargo run` can run at most one executable, but multiple were specified\nhelp: available targets:"
+                    .to_owned();
+            for (pkg, t) in &bins {
+                message.push_str(&format!(
+                    "\n    {} `{}` in package `{}`",
+                    t.kind().description(),
+                    t.name(),
+                    pkg.name()
+                ));
+            }
+            anyhow::bail!(message)
+        }
+        _ => Ok(()),
+    }
 }
 
 fn mode(m: CompileMode) -> Mode {
