@@ -20,6 +20,11 @@ fn basic_workspace() {
     assert_eq!(got, expected);
     assert!(got.contains("answer: 42") && got.contains("cfg true"), "{got}");
     assert_eq!(first.reused, 0, "{}", first.stderr);
+    // cargo's layout: these are there, even empty.
+    for d in ["deps", "examples", "build", "incremental"] {
+        assert!(fx.nix_target().join("debug").join(d).is_dir(), "{d}");
+        assert!(fx.cargo_target().join("debug").join(d).is_dir(), "cargo: {d}");
+    }
 
     let again = fx.cargo_nix("build", &[]);
     assert!(again.success(), "{}", again.stderr);

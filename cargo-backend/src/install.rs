@@ -162,6 +162,16 @@ pub fn prepare_target_dir(target_dir: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// Creates what cargo's layout always has in a profile directory (`deps/`, `examples/`,
+/// `build/`, `incremental/`), empty when nothing goes there: tools look for them.
+pub fn prepare_profile_dir(profile_dir: &Path) -> Result<(), Error> {
+    for d in ["deps", "examples", "build", "incremental"] {
+        let dir = profile_dir.join(d);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::Io(format!("creating {}", dir.display()), e))?;
+    }
+    Ok(())
+}
+
 /// Installs the artifacts of `unit` under `profile_dir` and roots its output. A failure to
 /// add the GC root (e.g. a remote store) is returned as a warning, not an error.
 pub fn install(

@@ -403,6 +403,7 @@ pub fn build_with_cache(
     // leaves no target directory behind.
     install::prepare_target_dir(&ws.target_dir)?;
     let profile_dir = profile_dir(ws);
+    install::prepare_profile_dir(&profile_dir)?;
     let mut installed = Vec::new();
     let mut warnings = Vec::new();
     for r in installed_units(ws) {
