@@ -155,6 +155,16 @@ fn warning_and_error_lines_match_cargo() {
         assert_eq!(nix.stderr.matches(want).count(), cargo.matches(want).count(), "{want}:\n{}", nix.stderr);
     }
 
+    // Replayed for fresh units, in the queue's order as cargo's: the library (which the
+    // integration tests wait on) shows the warning and the hint, its unit tests count it as a
+    // duplicate.
+    let nix = fx.cargo_nix("build", &["--all-targets"]);
+    assert!(nix.success(), "{}", nix.stderr);
+    let cargo = fx.cargo("build", &["--all-targets"]);
+    let cargo = String::from_utf8_lossy(&cargo.stderr).into_owned();
+    let greeter = |s: &str| -> Vec<String> { lines(s).into_iter().filter(|l| l.contains("`greeter`")).collect() };
+    assert_eq!(greeter(&nix.stderr), greeter(&cargo), "cargo:\n{cargo}\ncargo nix:\n{}", nix.stderr);
+
     // `-q`: rustc's warnings only, no status or summary lines (as `cargo build -q`).
     let nix = fx.cargo_nix("build", &["-q"]);
     assert!(nix.success(), "{}", nix.stderr);

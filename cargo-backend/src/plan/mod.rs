@@ -260,7 +260,7 @@ impl<'a> Planner<'a> {
     }
 
     fn plan_all(&mut self) -> Result<(), Error> {
-        for i in self.ws.graph.topological_order() {
+        for i in store_side::announce_order(&self.ws.graph) {
             let planned = self.plan_unit(i)?;
             self.announce(&planned);
             self.units[i] = Some(planned);

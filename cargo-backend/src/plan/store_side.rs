@@ -18,6 +18,24 @@ pub(super) fn sanitize(name: &str) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() || "+-._?=".contains(c) { c } else { '-' }).collect()
 }
 
+/// The order units are planned and announced in: the order the scheduler's queue hands
+/// them out when each finishes at once (the unit most others wait on first, then the smallest
+/// index), so the units the scheduler wants first arrive first, and units found already built
+/// are reported (their warnings replayed) in that order, as cargo reports fresh units in its
+/// queue's order: a library before its unit tests, so the library shows a warning both have.
+pub(super) fn announce_order(graph: &crate::units::UnitGraph) -> Vec<usize> {
+    let deps = graph.units.iter().enumerate().map(|(i, u)| (i, u.dependencies.iter().map(|d| d.index), 1u64));
+    let Ok(mut queue) = crate::queue::DependencyQueue::new(deps) else { return graph.topological_order() };
+    let mut order = Vec::with_capacity(graph.units.len());
+    while let Some(i) = queue.dequeue() {
+        if queue.finish(i, true).is_err() {
+            return graph.topological_order();
+        }
+        order.push(i);
+    }
+    order
+}
+
 /// How [`Planner::plan_cached`] plans, beside the store, workspace and toolchain.
 #[derive(Debug)]
 pub struct PlanOptions<'a> {
@@ -156,7 +174,7 @@ impl<'a> Planner<'a> {
             let key = self.plan_key(&prefix)?;
             if key == cache.plan_key {
                 if let Some(plan) = self.cached_plan(&cache.plan, self.source_time)? {
-                    for u in self.ws.graph.topological_order() {
+                    for u in announce_order(&self.ws.graph) {
                         self.announce(&plan.units[u]);
                     }
                     self.units = plan.units.into_iter().map(Some).collect();
@@ -269,4 +287,33 @@ pub(super) fn store_path_of(store: &Store, store_dir: &str, path: &Path) -> Resu
     let Ok(sp) = store.parse_path(&full.to_string_lossy()) else { return Ok(None) };
     let valid = store.is_valid_path(&sp).map_err(|e| Error::Nix(format!("checking {}", sp), e))?;
     Ok(valid.then_some(sp))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::units::UnitGraph;
+
+    #[test]
+    fn units_are_announced_most_waited_on_first() {
+        let unit = |kind: &str, mode: &str, deps: &str| {
+            format!(
+                r#"{{"pkg_id": "path+file:///w/p#0.1.0", "mode": "{mode}", "features": [],
+                    "profile": {{"name": "dev", "opt_level": "0", "debuginfo": 2, "debug_assertions": true,
+                                 "overflow_checks": true, "lto": "false", "panic": "unwind"}},
+                    "target": {{"kind": ["{kind}"], "crate_types": ["{kind}"], "name": "p",
+                                "src_path": "/w/p/src/lib.rs", "edition": "2021"}},
+                    "dependencies": [{deps}]}}"#
+            )
+        };
+        // 0: the library's unit tests, 1: the library, 2: an integration test of it.
+        let json = format!(
+            r#"{{"version": 1, "roots": [0, 2], "units": [{}, {}, {}]}}"#,
+            unit("lib", "test", ""),
+            unit("lib", "build", ""),
+            unit("test", "test", r#"{"index": 1, "extern_crate_name": "p"}"#)
+        );
+        let graph = UnitGraph::parse(&json).unwrap();
+        assert_eq!(graph.topological_order()[0], 0, "by index, the unit tests would come first");
+        assert_eq!(super::announce_order(&graph), vec![1, 0, 2]);
+    }
 }
