@@ -185,8 +185,21 @@ fn replace_after_arrow(text: &str, from: &str, to: &str) -> String {
 /// How cargo names a target in messages such as ``warning: `foo` (lib) generated 1 warning``:
 /// `lib`, `bin "app"`, `build script`, `lib test`, `test "cli"`, ...
 pub fn target_description(unit: &Unit) -> String {
+    let base = target_named(unit);
+    if is_unit_test(unit) { format!("{base} test") } else { base }
+}
+
+/// Whether `unit` is a target's unit tests (`lib test`, `bin "app" test`): a test-mode unit of
+/// a target that is not itself a test or bench.
+pub(crate) fn is_unit_test(unit: &Unit) -> bool {
+    unit.mode == Mode::Test && !unit.is_test() && !unit.is_bench()
+}
+
+/// The target as cargo names it (its `description_named`): `lib`, `bin "app"`, `build script`,
+/// `test "cli"`, ...
+pub(crate) fn target_named(unit: &Unit) -> String {
     let t = &unit.target.name;
-    let base = if unit.is_lib() {
+    if unit.is_lib() {
         "lib".to_owned()
     } else if unit.has_kind("custom-build") {
         "build script".to_owned()
@@ -200,8 +213,7 @@ pub fn target_description(unit: &Unit) -> String {
         format!("example \"{t}\"")
     } else {
         t.clone()
-    };
-    if unit.mode == Mode::Test && !unit.is_test() && !unit.is_bench() { format!("{base} test") } else { base }
+    }
 }
 
 /// A diagnostic in rustc's `--error-format=short` shape: `file:line:col: level[code]: message`

@@ -6,8 +6,8 @@
 
 use std::collections::HashSet;
 
-use crate::messages::target_description;
-use crate::units::{Mode, Unit};
+use crate::messages::{is_unit_test, target_description, target_named};
+use crate::units::Unit;
 
 /// The diagnostics already shown in this build, by their rendered text.
 #[derive(Debug, Default)]
@@ -83,22 +83,8 @@ pub fn generated_line(unit: &Unit, package: &str, counts: Counts, local: bool) -
         line.push_str(&format!(" ({})", plural(counts.duplicates, "duplicate")));
     }
     if local && counts.errors == 0 && counts.fixable > 0 && !unit.has_kind("custom-build") {
-        let t = &unit.target.name;
-        let named = if unit.is_lib() {
-            "lib".to_owned()
-        } else if unit.is_bin() {
-            format!("bin \"{t}\"")
-        } else if unit.is_test() {
-            format!("test \"{t}\"")
-        } else if unit.is_bench() {
-            format!("bench \"{t}\"")
-        } else if unit.is_example() {
-            format!("example \"{t}\"")
-        } else {
-            t.clone()
-        };
-        let mut args = format!("{named} -p {package}");
-        if unit.mode == Mode::Test && !unit.is_test() && !unit.is_bench() {
+        let mut args = format!("{} -p {package}", target_named(unit));
+        if is_unit_test(unit) {
             args.push_str(" --tests");
         }
         line.push_str(&format!(" (run `cargo fix --{args}` to apply {})", plural(counts.fixable, "suggestion")));

@@ -164,14 +164,17 @@ impl CliReporter<'_> {
         }
     }
 
+    /// The name of unit `index`'s package (its target's, when the package is not known).
+    fn package_name(&self, index: usize) -> &str {
+        self.ws.package_of(index).map(|p| p.name.as_str()).unwrap_or(&self.ws.graph.units[index].target.name)
+    }
+
     /// cargo's "`name` (lib) generated N warnings …" line for a unit, when it shows one.
     fn generated_line(&self, index: usize, is_member: bool, counts: warnings::Counts) -> Option<String> {
         if !is_member || matches!(self.format, MessageFormat::Json { render_diagnostics: false, .. }) {
             return None;
         }
-        let unit = &self.ws.graph.units[index];
-        let name = self.ws.package_of(index).map(|p| p.name.as_str()).unwrap_or(&unit.target.name);
-        warnings::generated_line(unit, name, counts, true)
+        warnings::generated_line(&self.ws.graph.units[index], self.package_name(index), counts, true)
     }
 
     /// A failed unit: its diagnostics as the format wants them, cargo's warning count and
@@ -190,9 +193,7 @@ impl CliReporter<'_> {
         if let Some(line) = self.generated_line(index, true, counts) {
             self.status.warning(&line);
         }
-        let unit = &self.ws.graph.units[index];
-        let name = self.ws.package_of(index).map(|p| p.name.as_str()).unwrap_or(&unit.target.name);
-        self.status.error(&warnings::could_not_compile(unit, name, counts));
+        self.status.error(&warnings::could_not_compile(&self.ws.graph.units[index], self.package_name(index), counts));
         // The builder's own "could not compile <label> (exit status: 1)" says it again.
         let rest: Vec<&str> = rest.lines().filter(|l| !l.starts_with("error: could not compile ")).collect();
         let rest = rest.join("\n");
@@ -227,9 +228,8 @@ impl Reporter for CliReporter<'_> {
         if self.verbose {
             self.show_command(index);
         }
-        let unit = &self.ws.graph.units[index];
-        let package = self.ws.package_of(index).map(|p| p.name.as_str()).unwrap_or(&unit.target.name);
-        self.running.push((index, messages::progress_name(unit, package)));
+        let name = messages::progress_name(&self.ws.graph.units[index], self.package_name(index));
+        self.running.push((index, name));
         self.update_bar();
     }
 
