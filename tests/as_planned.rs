@@ -40,7 +40,6 @@ fn unit(store: &TempStore, index: usize, deps: &[&PlannedUnit]) -> PlannedUnit {
         is_build_script_run: false,
         is_member: false,
         reuse: None,
-        sources: Vec::new(),
     }
 }
 

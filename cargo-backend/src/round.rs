@@ -197,11 +197,10 @@ struct PerUnit<'a> {
     first_started: Option<Instant>,
     reported: Vec<bool>,
     offer: Option<incremental::Offer>,
-    /// Where to send the paths to copy back ([`crate::copy_back`]), and, once planned, the
-    /// output of each unit to copy back that is not sent yet.
+    /// Where to send the outputs to copy back ([`crate::copy_back`]), and, once planned, the
+    /// output of each unit to copy back that is not sent yet. Their sources are in the local
+    /// store already (`PlanOptions::mirror`).
     copy: Option<(Sender<StorePath>, Vec<Option<StorePath>>)>,
-    /// The source trees sent to be copied back.
-    sources_sent: std::collections::BTreeSet<StorePath>,
 }
 
 impl<'a> PerUnit<'a> {
@@ -221,7 +220,6 @@ impl<'a> PerUnit<'a> {
             reported: vec![false; units],
             offer,
             copy: copy.map(|tx| (tx, vec![None; units])),
-            sources_sent: Default::default(),
         }
     }
 }
@@ -232,17 +230,9 @@ impl Reporter for PerUnit<'_> {
             // Not offered, the unit builds from scratch: it only costs time.
             let _ = offer.add(self.ws, u);
         }
-        if let Some((tx, outs)) = &mut self.copy {
+        if let Some((_, outs)) = &mut self.copy {
             if copy_back_wanted(self.ws, u) {
                 outs[u.index] = Some(u.out.clone());
-            }
-            // Debug info names the source files, so the outputs to copy back refer to the
-            // sources of every unit they were built from: copied now, while units build, rather
-            // than with the last output (Nix up to 2.33 reconnects for each path it copies).
-            for s in &u.sources {
-                if self.sources_sent.insert(s.clone()) {
-                    let _ = tx.send(s.clone());
-                }
             }
         }
         self.inner.unit_planned(u);

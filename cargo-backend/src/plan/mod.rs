@@ -95,9 +95,6 @@ pub struct PlannedUnit {
     /// For a build-script run or a unit built in the workspace copy: what its reuse is
     /// decided on ([`reuse`]).
     pub reuse: Option<ReuseInfo>,
-    /// The source tree its derivation reads (its package's, or the workspace copy). Empty for
-    /// a plan taken from the cache.
-    pub sources: Vec<StorePath>,
 }
 
 /// Every unit of a workspace, planned.
@@ -491,7 +488,6 @@ impl<'a> Planner<'a> {
             is_build_script_run: unit.is_build_script_run(),
             is_member: pkg.is_member,
             reuse,
-            sources: vec![tree.unwrap_or(src)],
         })
     }
 

@@ -129,7 +129,6 @@ pub(super) fn planned_units(
             is_build_script_run: unit.is_build_script_run(),
             is_member: pkg.is_member,
             reuse: c.reuse.clone(),
-            sources: Vec::new(),
         });
     }
     Some(units)

@@ -50,10 +50,11 @@ pub struct PlanOptions<'a> {
     /// while the others are planned ([`crate::scheduler::realise_as_planned`]).
     pub announce: Option<crossbeam_channel::Sender<super::PlannedUnit>>,
     /// The local store a build on another machine copies its outputs back to. Debug info
-    /// names the source files, so those outputs refer to the sources: each source added to the
-    /// build store is added here too, from the same files (the same store path), where copying
-    /// it back would cost the other machine a daemon and a stream per path. One that could not
-    /// be added (or came out another path) is copied back with the outputs, as before.
+    /// names the source files, so those outputs refer to the sources: each source the build
+    /// store has (added now or earlier) is added here too when missing, from the same files
+    /// (the same store path), where copying it back would cost the other machine a daemon and
+    /// a stream per path. One that could not be added (or came out another path) is copied
+    /// back with the outputs that refer to it.
     pub mirror: Option<&'a Store>,
 }
 
@@ -98,10 +99,19 @@ impl<'a> Planner<'a> {
         what: &str,
     ) -> Result<StorePath, Error> {
         let start = std::time::Instant::now();
+        let options = || AddPathOptions::new().name(name).filter(|rel, _kind| !excluded(rel));
+        // The mirror gets the tree too, unless it has it already. Not an error when it cannot:
+        // what is not there is copied back with the outputs that need it.
+        let mirror = |p: &StorePath| {
+            if let Some(m) = self.mirror.filter(|m| !m.is_valid_path(p).unwrap_or(false)) {
+                let _ = m.add_path(dir, options());
+            }
+        };
         if let Some((cached_fp, cached_path)) = self.source_cache.get_mut(&key) {
             if crate::cache::key_holds_refreshing(cached_fp, compute) {
                 if let Ok(p) = self.store.parse_path(cached_path) {
                     if self.store.is_valid_path(&p).map_err(|e| Error::Nix(format!("checking {p}"), e))? {
+                        mirror(&p);
                         self.source_time += start.elapsed();
                         return Ok(p);
                     }
@@ -110,12 +120,8 @@ impl<'a> Planner<'a> {
         }
         // Made before the files are added, so an edit while they are is seen next time.
         let fingerprint = crate::cache::key_before(compute);
-        let options = || AddPathOptions::new().name(name).filter(|rel, _kind| !excluded(rel));
         let path = self.store.add_path(dir, options()).map_err(|e| Error::Nix(format!("adding {what}"), e))?;
-        if let Some(mirror) = self.mirror {
-            // Not an error: what is not there is copied back with the outputs that need it.
-            let _ = mirror.add_path(dir, options());
-        }
+        mirror(&path);
         self.source_time += start.elapsed();
         match fingerprint {
             Some(fp) => self.source_cache.insert(key, (fp, path.to_string())),
