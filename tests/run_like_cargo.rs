@@ -108,7 +108,9 @@ fn tests_see_what_they_see_under_cargo() {
 #[test]
 fn failures_stop_and_exit_as_cargos() {
     let fx = Fixture::new("runtime");
-    let fail = [("RT_FAIL", "1")];
+    // With backtraces: frames in the workspace's code name its files as under cargo (an
+    // incrementally built unit runs rustc elsewhere, which its debug info must not show).
+    let fail = [("RT_FAIL", "1"), ("RUST_BACKTRACE", "1")];
     // Fail-fast: cargo stops after the first failing executable, with its status.
     let cargo = run(&fx, false, "test", &[], &fail);
     let nix = run(&fx, true, "test", &[], &fail);
@@ -118,6 +120,11 @@ fn failures_stop_and_exit_as_cargos() {
     let heads = ["Running", "Doc-tests", "error:"];
     assert_eq!(lines_with(&n_err, &heads), lines_with(&c_err, &heads));
     assert!(c_err.contains("error: test failed, to rerun pass `-p rt --test cli`"), "{c_err}");
+    let frames = |o: &Output| -> Vec<String> {
+        lines_with(&normalize(&fx, &o.stdout), &["at "]).into_iter().filter(|l| !l.starts_with("at /rustc/")).collect()
+    };
+    assert!(frames(&cargo).iter().any(|l| l == "at ./tests/cli.rs:29:5"), "{}", String::from_utf8_lossy(&cargo.stdout));
+    assert_eq!(frames(&nix), frames(&cargo));
 
     // --no-fail-fast: everything runs, and the closing message names each failed target.
     let cargo = run(&fx, false, "test", &["--no-fail-fast"], &fail);

@@ -11,10 +11,12 @@
 //!
 //! Nothing of it is in the derivation: the directory is offered to the builders this process
 //! forks, as a table from output path to directory ([`Offer`], found by
-//! `cargo_nix_unit::incremental::offered_dir`). A derivation is therefore the same with or
+//! `cargo_nix_unit::incremental::offered`). A derivation is therefore the same with or
 //! without state, for every user and target directory, and so is shareable (a binary cache,
-//! another store); the state only changes how long its build takes, never what it produces
-//! (rustc's guarantee). The builder finds the offer only where it runs as this user,
+//! another store); the state only changes how long its build takes, not what it produces
+//! (rustc's guarantee), but for the working directory its debug info names: the workspace
+//! root as under cargo (offered with the directory), where a build without state names the
+//! store copy. The builder finds the offer only where it runs as this user,
 //! unsandboxed, forked by this process ([`builds_run_here`] decides whether to offer at
 //! all); elsewhere units compile from scratch.
 //!
@@ -55,10 +57,12 @@ pub fn unit_dir(ws: &Workspace, p: &PlannedUnit, profile_dir: &Path) -> Option<P
     wants(unit, in_copy).then(|| state_dir(profile_dir, &crate::plan::rustc_args::crate_name(unit), &p.hash))
 }
 
-/// The line of the table offered to the builders for `p` (`<output>\t<directory>`), if it
-/// keeps state.
-pub fn table_line(ws: &Workspace, p: &PlannedUnit, profile_dir: &Path) -> Option<String> {
-    unit_dir(ws, p, profile_dir).map(|dir| format!("{}\t{}\n", p.out, dir.display()))
+/// The line of the table offered to the builders for `p`, if it keeps state:
+/// `<output>\t<directory>\t<workspace root>`, the last being where cargo runs rustc, which the
+/// builder has the unit's debug info name in place of the directory it runs rustc in
+/// (`cargo_nix_unit::incremental::remap_arg`).
+pub fn table_line(ws: &Workspace, p: &PlannedUnit, profile_dir: &Path, root: &Path) -> Option<String> {
+    unit_dir(ws, p, profile_dir).map(|dir| format!("{}\t{}\t{}\n", p.out, dir.display(), root.display()))
 }
 
 /// The table offered to the builders this process forks, while it lives. It grows as units
@@ -67,6 +71,7 @@ pub fn table_line(ws: &Workspace, p: &PlannedUnit, profile_dir: &Path) -> Option
 pub struct Offer {
     memfd: std::fs::File,
     profile_dir: PathBuf,
+    root: PathBuf,
 }
 
 impl Offer {
@@ -76,14 +81,15 @@ impl Offer {
             std::path::absolute(ws.profile_dir()).map_err(|e| Error::Io("resolving the target directory".into(), e))?;
         let memfd = crate::offer::memfd(cargo_nix_unit::incremental::MARKER, "")
             .map_err(|e| Error::Io("offering the incremental state directories".into(), e))?;
-        Ok(Offer { memfd, profile_dir })
+        let root = std::path::absolute(&ws.root).map_err(|e| Error::Io("resolving the workspace root".into(), e))?;
+        Ok(Offer { memfd, profile_dir, root })
     }
 
     /// Offers `p`'s state directory, if it keeps state: one write of a whole line, so a
     /// builder reading meanwhile sees whole lines of the units already added.
     pub fn add(&mut self, ws: &Workspace, p: &PlannedUnit) -> Result<(), Error> {
         use std::io::Write;
-        match table_line(ws, p, &self.profile_dir) {
+        match table_line(ws, p, &self.profile_dir, &self.root) {
             Some(line) => self
                 .memfd
                 .write_all(line.as_bytes())

@@ -3,7 +3,7 @@
 //! cargo compiles workspace members incrementally (`-C incremental=`). A unit's derivation is
 //! built afresh after every edit, so the state lives in a directory outside the store, one per
 //! unit (stable across edits), that `cargo nix` offers the builder outside the derivation
-//! ([`offered_dir`], [`MARKER`]), so the derivation stays what it is without state, and
+//! ([`offered`], [`MARKER`]), so the derivation stays what it is without state, and
 //! shareable. The directory holds:
 //!
 //! - `lock`: held (`flock`) while a build uses the directory, so two builds of the same unit
@@ -12,7 +12,8 @@
 //!   whole state away. The store copy of the workspace has a new path after every edit, so
 //!   rustc runs here instead, among links to the copy's top-level entries. Relative crate roots
 //!   (`crates/member/src/lib.rs`), `file!()`, and `include_str!("../../README.md")` resolve as
-//!   they do in the copy;
+//!   they do in the copy. Debug info names the workspace root there instead, as under cargo
+//!   ([`remap_arg`]);
 //! - `rustc/`: the `-C incremental=` directory;
 //! - `out/`: rustc's `--out-dir`, emptied after each build into `$out` (rustc tracks its
 //!   output directory too, and `$out` is a new path every build);
@@ -32,21 +33,71 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// The name of the memfd through which `cargo nix` offers the units' directories: one line per
-/// unit, `<output path>\t<directory>` (see [`crate::offer`]).
+/// unit, `<output path>\t<directory>\t<workspace root>` (see [`crate::offer`]).
 pub const MARKER: &str = "cargo-nix-incremental";
 
-/// The directory the table `text` gives the unit whose output is `out`.
-pub fn parse_table(text: &str, out: &Path) -> Option<PathBuf> {
-    let out = out.to_str()?;
-    text.lines()
-        .find_map(|l| l.split_once('\t').filter(|(o, d)| *o == out && d.starts_with('/')).map(|(_, d)| d.into()))
+/// What `cargo nix` offers one unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offered {
+    /// The unit's directory.
+    pub dir: PathBuf,
+    /// The directory cargo runs rustc in (the workspace root), which the unit's debug info
+    /// names as its working directory in place of `cwd/` ([`remap_arg`]); none in a table
+    /// without it.
+    pub workspace_root: Option<PathBuf>,
 }
 
-/// The directory `cargo nix` offers for the unit whose output is `out`: none unless it runs
-/// this build itself (see [`crate::offer`]), in which case the unit is one cargo compiles
-/// incrementally.
-pub fn offered_dir(out: &Path) -> Option<PathBuf> {
+/// What the table `text` offers the unit whose output is `out`. Paths must be absolute.
+pub fn parse_table(text: &str, out: &Path) -> Option<Offered> {
+    let out = out.to_str()?;
+    text.lines().find_map(|l| {
+        let mut fields = l.split('\t');
+        if fields.next()? != out {
+            return None;
+        }
+        let dir = fields.next().filter(|d| d.starts_with('/'))?;
+        let workspace_root = fields.next().filter(|r| r.starts_with('/')).map(PathBuf::from);
+        Some(Offered { dir: dir.into(), workspace_root })
+    })
+}
+
+/// What `cargo nix` offers the unit whose output is `out`: nothing unless it runs this build
+/// itself (see [`crate::offer`]), in which case the unit is one cargo compiles incrementally.
+pub fn offered(out: &Path) -> Option<Offered> {
     parse_table(&crate::offer::from_parent(MARKER)?, out)
+}
+
+/// The `--remap-path-prefix` that makes rustc record `workspace_root` where it runs in `cwd`,
+/// so that debug info (and so backtraces and debuggers) name the workspace's files as under
+/// cargo, which runs rustc in the workspace root. rustc tracks the working directory, so the
+/// state needs `cwd`; the remapped name leaves the output as cargo's (the crate roots are
+/// relative, so `file!()` and diagnostics do not change). When the user's own flags in `args`
+/// remap the workspace root, as they would under cargo, that remapping is applied to it here:
+/// rustc applies only the last matching remapping to a path, and this one comes last.
+pub fn remap_arg(args: &[String], cwd: &Path, workspace_root: &Path) -> String {
+    let mut user: Vec<(&str, &str)> = Vec::new();
+    let mut args = args.iter();
+    while let Some(a) = args.next() {
+        let value = match a.strip_prefix("--remap-path-prefix") {
+            Some("") => args.next().map(String::as_str),
+            Some(v) => v.strip_prefix('='),
+            None => None,
+        };
+        if let Some((from, to)) = value.and_then(|v| v.rsplit_once('=')) {
+            user.push((from, to));
+        }
+    }
+    // As rustc does: the last matching mapping, by whole path components.
+    let target = user
+        .iter()
+        .rev()
+        .find_map(|(from, to)| {
+            workspace_root.strip_prefix(from).ok().map(|rest| {
+                if rest.as_os_str().is_empty() { PathBuf::from(to) } else { Path::new(to).join(rest) }
+            })
+        })
+        .unwrap_or_else(|| workspace_root.to_path_buf());
+    format!("--remap-path-prefix={}={}", cwd.display(), target.display())
 }
 
 /// rustc's `-C incremental=` directory inside a unit's directory `dir`.
@@ -280,12 +331,29 @@ mod tests {
     }
 
     #[test]
-    fn the_table_gives_a_unit_its_directory() {
-        let table = "/s/aaa-x\t/w/target/debug/.nix-incremental/x-1\n/s/bbb-y\t/w/target/debug/.nix-incremental/y-2\n";
-        assert_eq!(parse_table(table, Path::new("/s/bbb-y")), Some("/w/target/debug/.nix-incremental/y-2".into()));
+    fn the_table_gives_a_unit_its_directory_and_workspace_root() {
+        let table = "/s/aaa-x\t/w/target/debug/.nix-incremental/x-1\t/w\n/s/bbb-y\t/w/target/debug/.nix-incremental/y-2\t/w\n";
+        let dir = |d: &str, r: Option<&str>| Some(Offered { dir: d.into(), workspace_root: r.map(PathBuf::from) });
+        assert_eq!(parse_table(table, Path::new("/s/bbb-y")), dir("/w/target/debug/.nix-incremental/y-2", Some("/w")));
         assert_eq!(parse_table(table, Path::new("/s/ccc-z")), None);
-        assert_eq!(parse_table("/s/aaa-x\trelative/dir\n", Path::new("/s/aaa-x")), None, "absolute only");
+        assert_eq!(parse_table("/s/aaa-x\trelative/dir\t/w\n", Path::new("/s/aaa-x")), None, "absolute only");
+        assert_eq!(parse_table("/s/aaa-x\t/d\n", Path::new("/s/aaa-x")), dir("/d", None));
+        assert_eq!(parse_table("/s/aaa-x\t/d\trel\n", Path::new("/s/aaa-x")), dir("/d", None));
         assert_eq!(parse_table("", Path::new("/s/aaa-x")), None);
+    }
+
+    #[test]
+    fn remapping_names_the_workspace_root_as_the_user_remaps_it() {
+        let cwd = Path::new("/w/target/debug/.nix-incremental/x-1/cwd");
+        let root = Path::new("/home/me/w");
+        let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let arg = |a: &[String]| remap_arg(a, cwd, root);
+        assert_eq!(arg(&args(&["--edition=2021"])), format!("--remap-path-prefix={}=/home/me/w", cwd.display()));
+        // The user's mapping of the root (both spellings), the last matching one, by components.
+        let user = args(&["--remap-path-prefix=/home/me=/build", "--remap-path-prefix", "/home/me/w=/src", "--remap-path-prefix=/home/m=/no"]);
+        assert_eq!(arg(&user), format!("--remap-path-prefix={}=/src", cwd.display()));
+        assert_eq!(arg(&user[..1]), format!("--remap-path-prefix={}=/build/w", cwd.display()));
+        assert_eq!(arg(&args(&["--remap-path-prefix=/a=b=/c"])), format!("--remap-path-prefix={}=/home/me/w", cwd.display()));
     }
 
     #[test]

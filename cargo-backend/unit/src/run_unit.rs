@@ -118,8 +118,9 @@ pub fn run(spec: &UnitSpec, out: &Path) -> Result<(), UnitFailure> {
         Action::Rustc { rustc, args, out_subdir, build_script, dep_build_scripts, link, metadata_only } => {
             let artifacts = out.join(out_subdir);
             mkdir(&artifacts)?;
-            let session = match crate::incremental::offered_dir(out).filter(|_| !*metadata_only) {
-                Some(dir) => Some(incremental_session(&dir, spec)?),
+            let offered = crate::incremental::offered(out).filter(|_| !*metadata_only);
+            let session = match &offered {
+                Some(o) => Some(incremental_session(&o.dir, spec)?),
                 None => None,
             };
             // With state, rustc writes into a directory of the state's (rustc tracks its output
@@ -172,6 +173,9 @@ pub fn run(spec: &UnitSpec, out: &Path) -> Result<(), UnitFailure> {
                 if let Some(s) = &session {
                     cmd.current_dir(s.cwd());
                     cmd.arg("-C").arg(format!("incremental={}", s.state().display()));
+                    if let Some(root) = offered.as_ref().and_then(|o| o.workspace_root.as_deref()) {
+                        cmd.arg(crate::incremental::remap_arg(&args, &s.cwd(), root));
+                    }
                 }
                 Ok(cmd)
             };
