@@ -25,6 +25,31 @@ fn basic_workspace() {
         assert!(fx.nix_target().join("debug").join(d).is_dir(), "{d}");
         assert!(fx.cargo_target().join("debug").join(d).is_dir(), "cargo: {d}");
     }
+    // The dep-info files beside the artifacts name what cargo's name (a generated file aside:
+    // cargo's is in its target directory, ours in the store). A library of several crate types
+    // has one, naming one of its files (which one, under cargo, depends on a hash map's order).
+    let depinfo = |target: &std::path::Path| -> BTreeSet<(String, Vec<String>)> {
+        let dir = target.join("debug");
+        let mut all = BTreeSet::new();
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            if e.path().extension().is_none_or(|x| x != "d") {
+                continue;
+            }
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            let (artifact, inputs) = text.trim_end().split_once(": ").unwrap_or((text.trim_end(), ""));
+            assert!(std::path::Path::new(artifact).exists(), "{artifact} named by {}", e.path().display());
+            assert_eq!(std::path::Path::new(artifact).with_extension("d"), e.path());
+            let inputs = inputs
+                .split(' ')
+                .map(|i| if i.ends_with("/generated.rs") { "<OUT_DIR>/generated.rs".to_owned() } else { i.to_owned() })
+                .collect();
+            all.insert((e.file_name().to_string_lossy().into_owned(), inputs));
+        }
+        all
+    };
+    let cargo_d = depinfo(&fx.cargo_target());
+    assert!(cargo_d.iter().any(|(d, i)| d == "app.d" && i.iter().any(|i| i.ends_with("greeter/src/lib.rs"))));
+    assert_eq!(depinfo(&fx.nix_target()), cargo_d);
 
     let again = fx.cargo_nix("build", &[]);
     assert!(again.success(), "{}", again.stderr);

@@ -20,6 +20,7 @@
 pub mod cache;
 pub mod connections;
 pub mod copy_back;
+pub mod depinfo;
 pub mod incremental;
 pub mod install;
 pub mod jobserver;
@@ -409,6 +410,7 @@ pub fn build_with_cache(
     for r in installed_units(ws) {
         if outcomes[r].is_success() {
             let (mut i, w) = install::install(artifact_store, &plan.units[r], &profile_dir)?;
+            depinfo::write_for(artifact_store, ws, &plan, r, &i, &profile_dir)?;
             installed.append(&mut i);
             warnings.extend(w);
         }

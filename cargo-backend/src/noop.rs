@@ -238,7 +238,7 @@ pub fn answer(
     // What the full path checks before anything else: a lock directory another user planted.
     crate::unit_lock::LockDir::for_this_user().map_err(|_| "the lock directory is refused")?;
 
-    let plan = Plan { units, source_time: Duration::ZERO, user_env: plan::script_env::snapshot() };
+    let plan = Plan { units, source_time: Duration::ZERO, user_env: plan::script_env::snapshot(), sources: Vec::new() };
     crate::round::report_reused(ws, &plan, reporter);
     let units = plan
         .units

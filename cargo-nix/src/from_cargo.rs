@@ -324,6 +324,7 @@ pub fn describe(bcx: &BuildContext<'_, '_>) -> Result<cargo_backend::Workspace> 
         doctests,
         env_config,
         profile: bcx.build_config.requested_profile.to_string(),
+        dep_info_basedir: bcx.gctx.build_config()?.dep_info_basedir.as_ref().map(|v| v.resolve_path(bcx.gctx)),
     })
 }
 

@@ -107,6 +107,9 @@ pub struct Plan {
     /// The environment the plan was made in (what build scripts see of it is chosen by
     /// [`script_env`]).
     pub user_env: BTreeMap<String, String>,
+    /// Each package's source in the store and its directory (where dep-info names go back to:
+    /// [`crate::depinfo`]).
+    pub sources: Vec<(PathBuf, PathBuf)>,
 }
 
 /// Creates the derivations.
@@ -266,11 +269,20 @@ impl<'a> Planner<'a> {
     }
 
     fn into_plan(self) -> Plan {
+        let sources = self.sources_list();
         Plan {
             units: self.units.into_iter().map(|u| u.expect("every unit is planned")).collect(),
             source_time: self.source_time,
+            sources,
             user_env: self.user_env,
         }
+    }
+
+    /// The package sources added (or found) so far: store path, package directory.
+    fn sources_list(&self) -> Vec<(PathBuf, PathBuf)> {
+        let mut v: Vec<_> = self.sources.iter().map(|(dir, p)| (PathBuf::from(p.as_str()), dir.clone())).collect();
+        v.sort();
+        v
     }
 
     fn planned(&self, i: usize) -> &PlannedUnit {

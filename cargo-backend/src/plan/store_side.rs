@@ -260,7 +260,7 @@ impl<'a> Planner<'a> {
                 }
             }
         }
-        Ok(Some(Plan { units, source_time, user_env: self.user_env.clone() }))
+        Ok(Some(Plan { units, source_time, user_env: self.user_env.clone(), sources: self.sources_list() }))
     }
 
     /// Creates `drv`, or reuses the derivation an earlier run made from the very same

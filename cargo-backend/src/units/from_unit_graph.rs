@@ -157,6 +157,7 @@ pub fn load(command: CargoCommand, args: &CargoArgs) -> Result<Workspace, Error>
         doctests,
         env_config: Vec::new(),
         profile: args.profile_name().to_owned(),
+        dep_info_basedir: None,
     };
     Ok(ws)
 }

@@ -86,6 +86,10 @@ pub struct Workspace {
     pub env_config: Vec<EnvVar>,
     /// The requested profile's name (`dev`, `release`, or a custom one).
     pub profile: String,
+    /// cargo's `build.dep-info-basedir`, resolved: the dep-info files beside the artifacts
+    /// name paths under it relative to it ([`crate::depinfo`]).
+    #[serde(default)]
+    pub dep_info_basedir: Option<PathBuf>,
 }
 
 /// One variable of cargo's config `[env]` table, as cargo resolved it: `relative = true` paths

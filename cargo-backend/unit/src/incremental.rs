@@ -92,9 +92,10 @@ pub fn remap_arg(args: &[String], cwd: &Path, workspace_root: &Path) -> String {
         .iter()
         .rev()
         .find_map(|(from, to)| {
-            workspace_root.strip_prefix(from).ok().map(|rest| {
-                if rest.as_os_str().is_empty() { PathBuf::from(to) } else { Path::new(to).join(rest) }
-            })
+            workspace_root
+                .strip_prefix(from)
+                .ok()
+                .map(|rest| if rest.as_os_str().is_empty() { PathBuf::from(to) } else { Path::new(to).join(rest) })
         })
         .unwrap_or_else(|| workspace_root.to_path_buf());
     format!("--remap-path-prefix={}={}", cwd.display(), target.display())
@@ -332,7 +333,8 @@ mod tests {
 
     #[test]
     fn the_table_gives_a_unit_its_directory_and_workspace_root() {
-        let table = "/s/aaa-x\t/w/target/debug/.nix-incremental/x-1\t/w\n/s/bbb-y\t/w/target/debug/.nix-incremental/y-2\t/w\n";
+        let table =
+            "/s/aaa-x\t/w/target/debug/.nix-incremental/x-1\t/w\n/s/bbb-y\t/w/target/debug/.nix-incremental/y-2\t/w\n";
         let dir = |d: &str, r: Option<&str>| Some(Offered { dir: d.into(), workspace_root: r.map(PathBuf::from) });
         assert_eq!(parse_table(table, Path::new("/s/bbb-y")), dir("/w/target/debug/.nix-incremental/y-2", Some("/w")));
         assert_eq!(parse_table(table, Path::new("/s/ccc-z")), None);
@@ -350,10 +352,18 @@ mod tests {
         let arg = |a: &[String]| remap_arg(a, cwd, root);
         assert_eq!(arg(&args(&["--edition=2021"])), format!("--remap-path-prefix={}=/home/me/w", cwd.display()));
         // The user's mapping of the root (both spellings), the last matching one, by components.
-        let user = args(&["--remap-path-prefix=/home/me=/build", "--remap-path-prefix", "/home/me/w=/src", "--remap-path-prefix=/home/m=/no"]);
+        let user = args(&[
+            "--remap-path-prefix=/home/me=/build",
+            "--remap-path-prefix",
+            "/home/me/w=/src",
+            "--remap-path-prefix=/home/m=/no",
+        ]);
         assert_eq!(arg(&user), format!("--remap-path-prefix={}=/src", cwd.display()));
         assert_eq!(arg(&user[..1]), format!("--remap-path-prefix={}=/build/w", cwd.display()));
-        assert_eq!(arg(&args(&["--remap-path-prefix=/a=b=/c"])), format!("--remap-path-prefix={}=/home/me/w", cwd.display()));
+        assert_eq!(
+            arg(&args(&["--remap-path-prefix=/a=b=/c"])),
+            format!("--remap-path-prefix={}=/home/me/w", cwd.display())
+        );
     }
 
     #[test]
