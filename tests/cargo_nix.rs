@@ -211,6 +211,11 @@ fn warning_and_error_lines_match_cargo() {
     let cargo = String::from_utf8_lossy(&cargo.stderr).into_owned();
     assert_eq!(lines(&nix.stderr), lines(&cargo), "cargo:\n{cargo}\ncargo nix:\n{}", nix.stderr);
     assert!(cargo.contains("error: could not compile `greeter` (lib) due to 1 previous error; 1 warning emitted"));
+    // Nothing after the errors but what cargo prints: its "waiting for other jobs" warning
+    // when other units were still running (timing decides that, under either).
+    let waiting = "warning: build failed, waiting for other jobs to finish...";
+    let others = |s: &str| -> Vec<String> { heads(s).into_iter().filter(|l| l != waiting).collect() };
+    assert_eq!(others(&nix.stderr), others(&cargo), "cargo:\n{cargo}\ncargo nix:\n{}", nix.stderr);
 }
 
 /// Artifacts linked from target/ survive garbage collection; once target/ is gone

@@ -150,21 +150,21 @@ fn a_failure_in_a_50_unit_graph_fail_fast_and_keep_going() {
             .unwrap();
         (String::from_utf8_lossy(&out.stderr).into_owned(), out.status.success(), t)
     };
-    let (fail_fast, ok, t1) = run(&[], "t-fail-fast");
+    let (fail_fast, ok, t1) = run(&["-v"], "t-fail-fast");
     assert!(!ok);
     assert!(fail_fast.contains("error[E0308]: mismatched types"), "{fail_fast}");
     assert!(fail_fast.contains("leaf20"), "{fail_fast}");
     assert!(!t1.join("debug/top").exists(), "no binary from a failed build");
 
-    let (keep_going, ok, t2) = run(&["--keep-going"], "t-keep-going");
+    let (keep_going, ok, t2) = run(&["--keep-going", "-v"], "t-keep-going");
     assert!(!ok);
     // Every leaf but the broken one is built (some may be reused from the fail-fast run).
-    let summary = keep_going.lines().find(|l| l.contains("build failed:")).unwrap_or_default().to_owned();
+    let summary = keep_going.lines().find(|l| l.contains("Failed ")).unwrap_or_default().to_owned();
     assert!(summary.contains("1 unit(s) failed, 1 not built"), "{summary}\n{keep_going}");
     assert!(!t2.join("debug/top").exists());
     // Fail-fast stopped early: it did not build everything keep-going did.
     let built = |s: &str| -> usize {
-        let l = s.lines().find(|l| l.contains("build failed:")).unwrap_or_default();
+        let l = s.lines().find(|l| l.contains("Failed ")).unwrap_or_default();
         l.rsplit_once('(').and_then(|(_, c)| c.split_whitespace().next()?.parse().ok()).unwrap_or(usize::MAX)
     };
     assert!(built(&fail_fast) < 48, "fail-fast kept scheduling:\n{fail_fast}");

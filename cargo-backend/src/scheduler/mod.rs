@@ -137,7 +137,8 @@ pub trait Reporter: Send {
     fn started(&mut self, _index: usize) {}
     /// A unit finished (built, reused, failed or skipped).
     fn finished(&mut self, _index: usize, _outcome: &Outcome) {}
-    /// Fail-fast stopped scheduling; `in_flight` units are still running.
+    /// The build failed, the first time (a unit failed, or planning ended early): fail-fast
+    /// stops scheduling, `--keep-going` goes on; `in_flight` units are still running.
     fn stopping(&mut self, _in_flight: usize) {}
     /// A built unit could not be pushed to the binary cache (the build itself succeeded).
     fn push_failed(&mut self, _index: usize, _error: &str) {}
@@ -302,6 +303,8 @@ struct Coordinator<'a> {
     in_flight: usize,
     /// Nothing new starts: a failure (fail-fast), a stop request, or planning ended early.
     stopping: bool,
+    /// A unit failed or planning ended early, and [`Reporter::stopping`] was told.
+    failed: bool,
     interrupted: bool,
 }
 
@@ -330,6 +333,7 @@ impl<'a> Coordinator<'a> {
             finished: 0,
             in_flight: 0,
             stopping: false,
+            failed: false,
             interrupted: false,
         })
     }
@@ -373,7 +377,9 @@ impl<'a> Coordinator<'a> {
                         // rest waits for the planner's error (as after a failure).
                         if self.unknown > 0 && !self.stopping {
                             self.stopping = true;
-                            reporter.stopping(self.in_flight);
+                            if !std::mem::replace(&mut self.failed, true) {
+                                reporter.stopping(self.in_flight);
+                            }
                         }
                     }
                     Event::Worker(msg) => self.worker_message(msg, reporter)?,
@@ -485,8 +491,10 @@ impl<'a> Coordinator<'a> {
         self.in_flight -= 1;
         let failed = matches!(outcome, Outcome::Failed(_));
         self.finish(i, outcome, reporter)?;
-        if failed && !self.options.keep_going && !self.stopping {
+        if failed && !self.options.keep_going {
             self.stopping = true;
+        }
+        if failed && !std::mem::replace(&mut self.failed, true) {
             reporter.stopping(self.in_flight);
         }
         Ok(())

@@ -341,14 +341,18 @@ fn build_in(
                 report.substituted()
             ),
         );
-    } else {
-        status.error(&format!(
-            "build failed: {} unit(s) failed, {} not built ({} built, {} reused)",
-            report.failed(),
-            report.skipped(),
-            report.built(),
-            report.reused()
-        ));
+    } else if args.verbose {
+        // cargo adds nothing after the errors (and its "waiting for other jobs" warning).
+        status.line(
+            "Failed",
+            &format!(
+                "{} unit(s) failed, {} not built ({} built, {} reused)",
+                report.failed(),
+                report.skipped(),
+                report.built(),
+                report.reused()
+            ),
+        );
     }
     let (native_dirs, native_link_paths) = script_native_dirs(&report);
     Ok(Built { report, ws, ok, toolchain, native_dirs, native_link_paths })

@@ -255,8 +255,9 @@ impl Reporter for CliReporter<'_> {
     }
 
     fn stopping(&mut self, in_flight: usize) {
+        // cargo's line (`JobQueue::handle_error`), after the first error, when jobs remain.
         if in_flight > 0 {
-            self.status.line("Waiting", &format!("for {in_flight} unit(s) in flight to finish"));
+            self.status.warning("build failed, waiting for other jobs to finish...");
         }
     }
 
