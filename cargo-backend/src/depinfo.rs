@@ -25,24 +25,69 @@ use nix_rs::Store;
 use crate::plan::{Plan, outside};
 use crate::units::Workspace;
 
-/// Where a path a unit named is on disk, as cargo names it. `named` is as written in a dep-info
-/// file or a build script's `rerun-if-changed`; a relative one is taken from `cwd` (where cargo
-/// runs that tool: the workspace root for rustc, the package's directory for a build script);
-/// an absolute one inside a store copy (`origins`: store path, original directory) is moved to
-/// the original. As cargo: a path inside `pkg_root` is normalized (`..` resolved), one outside
-/// is left as joined.
-pub fn original(named: &str, cwd: &Path, origins: &[(PathBuf, PathBuf)], pkg_root: &Path) -> PathBuf {
+/// Where the store copies of the workspace's path packages are on disk.
+#[derive(Debug, Clone, Default)]
+pub struct Origins {
+    /// Store path of a copy, the directory it was made from.
+    pub copies: Vec<(PathBuf, PathBuf)>,
+    /// The store directory and the workspace root: any workspace copy there (`<hash>-workspace-src`,
+    /// also one an earlier build made, which a reused unit ran in) is the workspace root.
+    pub workspace: Option<(PathBuf, PathBuf)>,
+}
+
+impl Origins {
+    /// `p` (absolute) moved from a store copy to where it was copied from; as it is when it
+    /// is in none.
+    pub fn on_disk(&self, p: &Path) -> PathBuf {
+        if let Some(moved) =
+            self.copies.iter().find_map(|(store, orig)| p.strip_prefix(store).ok().map(|r| join(orig, r)))
+        {
+            return moved;
+        }
+        if let Some((store_dir, root)) = &self.workspace {
+            if let Ok(rest) = p.strip_prefix(store_dir) {
+                let mut parts = rest.components();
+                if parts.next().is_some_and(|c| c.as_os_str().to_string_lossy().ends_with("-workspace-src")) {
+                    return join(root, parts.as_path());
+                }
+            }
+        }
+        p.to_path_buf()
+    }
+}
+
+/// Where an input named in a rustc unit's dep-info is on disk, as cargo names it: a relative
+/// `named` is taken from `cwd` (where cargo runs rustc: the workspace root, or the package's
+/// directory outside it), an absolute one moved out of a store copy ([`Origins::on_disk`]).
+/// As cargo's `translate_dep_info`: when the file, symlinks resolved (`canonical`), is inside
+/// the package (`pkg_root`, resolved the same way), it is named `pkg_root` joined with its
+/// place there; else as joined.
+pub fn rustc_input(
+    named: &str,
+    cwd: &Path,
+    origins: &Origins,
+    pkg_root: &Path,
+    canonical: &dyn Fn(&Path) -> PathBuf,
+) -> PathBuf {
     let p = Path::new(named);
-    let abs = if p.is_absolute() {
-        origins
-            .iter()
-            .find_map(|(store, orig)| p.strip_prefix(store).ok().map(|rest| join(orig, rest)))
-            .unwrap_or_else(|| p.to_path_buf())
-    } else {
-        join(cwd, p)
-    };
-    let norm = normalize(&abs);
-    if norm.starts_with(pkg_root) { norm } else { abs }
+    let abs = if p.is_absolute() { origins.on_disk(p) } else { join(cwd, p) };
+    match canonical(&abs).strip_prefix(canonical(pkg_root)) {
+        Ok(inside) => join(pkg_root, inside),
+        Err(_) => abs,
+    }
+}
+
+/// Where a build script's `rerun-if-changed` path is, as cargo names it: the package's
+/// directory joined with it, as written (an absolute one moved out of a store copy).
+pub fn script_input(named: &str, origins: &Origins, pkg_root: &Path) -> PathBuf {
+    let p = Path::new(named);
+    if p.is_absolute() { origins.on_disk(p) } else { join(pkg_root, p) }
+}
+
+/// A path with its symlinks resolved, or as given when it cannot be (cargo's
+/// `try_canonicalize`).
+fn canonicalize(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 /// `base` joined with `rest`, without the trailing separator an empty `rest` would add.
@@ -70,13 +115,10 @@ fn normalize(path: &Path) -> PathBuf {
 pub fn render(artifact: &Path, inputs: &BTreeSet<PathBuf>, basedir: Option<&Path>) -> String {
     let name = |p: &Path| -> String {
         let shown = match basedir {
-            Some(base) => {
-                let (p, base) = (normalize(p), normalize(base));
-                match p.strip_prefix(&base) {
-                    Ok(rel) => rel.to_path_buf(),
-                    Err(_) => p,
-                }
-            }
+            Some(base) => match normalize(p).strip_prefix(normalize(base)) {
+                Ok(rel) => rel.to_path_buf(),
+                Err(_) => p.to_path_buf(),
+            },
             None => p.to_path_buf(),
         };
         shown.to_string_lossy().replace(' ', "\\ ")
@@ -98,24 +140,26 @@ pub fn file_for(installed: &Path, profile_dir: &Path) -> Option<PathBuf> {
 }
 
 /// The store copies of the workspace's path packages and where each is on disk.
-fn origins(ws: &Workspace, plan: &Plan) -> Vec<(PathBuf, PathBuf)> {
-    let mut out = Vec::new();
+fn origins(ws: &Workspace, plan: &Plan) -> Origins {
+    let mut o = Origins::default();
     for u in &plan.units {
-        let Some(r) = &u.reuse else { continue };
-        if let Some(t) = &r.tree {
-            out.push((PathBuf::from(&t.tree), ws.root.clone()));
+        let Some(t) = u.reuse.as_ref().and_then(|r| r.tree.as_ref()) else { continue };
+        let tree = PathBuf::from(&t.tree);
+        if let Some(store_dir) = tree.parent() {
+            o.workspace = Some((store_dir.to_path_buf(), ws.root.clone()));
         }
+        o.copies.push((tree, ws.root.clone()));
     }
     let path_dirs: HashSet<&Path> =
         ws.packages.values().filter(|p| p.source == "path").map(|p| p.manifest_dir.as_path()).collect();
     for (store, dir) in &plan.sources {
         if path_dirs.contains(dir.as_path()) {
-            out.push((store.clone(), dir.clone()));
+            o.copies.push((store.clone(), dir.clone()));
         }
     }
-    out.sort();
-    out.dedup();
-    out
+    o.copies.sort();
+    o.copies.dedup();
+    o
 }
 
 /// The inputs of root unit `root` of `plan` (see the module docs), or `None` when a unit's
@@ -138,14 +182,14 @@ pub fn inputs(store: &Store, ws: &Workspace, plan: &Plan, root: usize) -> Option
             let bytes = std::fs::read(out.join("output")).ok()?;
             let parsed = cargo_nix_unit::build_script::BuildScriptOutput::parse(&bytes, &planned.package).ok()?;
             for p in &parsed.rerun_if_changed {
-                found.insert(original(p, &pkg.manifest_dir, &origins, &pkg.manifest_dir));
+                found.insert(script_input(p, &origins, &pkg.manifest_dir));
             }
         } else {
             let dir = out.join(crate::plan::artifacts::out_subdir(unit));
             let d = std::fs::read_dir(&dir).ok()?.flatten().find(|e| e.path().extension().is_some_and(|x| x == "d"))?;
             let text = std::fs::read_to_string(d.path()).ok()?;
             for p in outside::dep_info_inputs(&text) {
-                found.insert(original(&p, rustc_cwd, &origins, &pkg.manifest_dir));
+                found.insert(rustc_input(&p, rustc_cwd, &origins, &pkg.manifest_dir, &canonicalize));
             }
         }
         for d in &unit.dependencies {
@@ -208,25 +252,38 @@ mod tests {
     fn paths_are_put_back_where_cargo_names_them() {
         let ws = Path::new("/home/me/ws");
         let core = Path::new("/home/me/ws/core");
-        let origins = vec![
-            (PathBuf::from("/s/aaa-ws"), ws.to_path_buf()),
-            (PathBuf::from("/s/bbb-outer"), "/home/me/outer".into()),
-        ];
-        let o = |named: &str, cwd: &Path, pkg: &Path| original(named, cwd, &origins, pkg);
-        // rustc's relative paths are the workspace root's; inside the package, normalized.
+        let origins = Origins {
+            copies: vec![
+                (PathBuf::from("/s/aaa-workspace-src"), ws.into()),
+                (PathBuf::from("/s/bbb-outer"), "/home/me/outer".into()),
+            ],
+            workspace: Some(("/s".into(), ws.into())),
+        };
+        // Symlinks resolved lexically here: `core/README.md` is a link to the root's.
+        let canonical = |p: &Path| -> PathBuf {
+            let n = normalize(p);
+            if n == Path::new("/home/me/ws/core/README.md") { "/home/me/ws/README.md".into() } else { n }
+        };
+        let o = |named: &str, cwd: &Path, pkg: &Path| rustc_input(named, cwd, &origins, pkg, &canonical);
+        // rustc's relative paths are the workspace root's; inside the package, resolved.
         assert_eq!(o("core/src/lib.rs", ws, core), Path::new("/home/me/ws/core/src/lib.rs"));
         assert_eq!(o("core/src/../src/x.rs", ws, core), Path::new("/home/me/ws/core/src/x.rs"));
-        // Outside the package: as joined (cargo does not normalize those).
+        // Outside the package, or a link out of it: as joined (cargo keeps that form).
         assert_eq!(o("core/src/../../README.md", ws, core), Path::new("/home/me/ws/core/src/../../README.md"));
-        // Absolute paths in a store copy go back to the original.
-        assert_eq!(o("/s/aaa-ws/core/data.txt", ws, core), Path::new("/home/me/ws/core/data.txt"));
+        assert_eq!(o("core/src/../README.md", ws, core), Path::new("/home/me/ws/core/src/../README.md"));
+        // Absolute paths in a store copy go back to the original, also in an earlier copy of
+        // the workspace (a reused unit's).
+        assert_eq!(o("/s/aaa-workspace-src/core/data.txt", ws, core), Path::new("/home/me/ws/core/data.txt"));
+        assert_eq!(o("/s/zzz-workspace-src/core/data.txt", ws, core), Path::new("/home/me/ws/core/data.txt"));
         let outer = Path::new("/home/me/outer");
         assert_eq!(o("/s/bbb-outer/src/lib.rs", outer, outer), Path::new("/home/me/outer/src/lib.rs"));
         // Elsewhere (a build script's OUT_DIR, system headers): as named.
         assert_eq!(o("/s/ccc-run/out-dir/gen.rs", ws, core), Path::new("/s/ccc-run/out-dir/gen.rs"));
-        // A build script's `rerun-if-changed=build.rs` is its package's; the package itself too.
-        assert_eq!(o("build.rs", core, core), Path::new("/home/me/ws/core/build.rs"));
-        assert_eq!(o("", core, core), core);
+        // A build script's `rerun-if-changed` is its package's, joined as written.
+        assert_eq!(script_input("build.rs", &origins, core), Path::new("/home/me/ws/core/build.rs"));
+        assert_eq!(script_input("./build.rs", &origins, core), Path::new("/home/me/ws/core/./build.rs"));
+        assert_eq!(script_input("", &origins, core), core);
+        assert_eq!(script_input("/s/aaa-workspace-src/proto", &origins, core), Path::new("/home/me/ws/proto"));
     }
 
     #[test]
@@ -241,6 +298,9 @@ mod tests {
             render(Path::new("/w/target/debug/app"), &inputs, Some(Path::new("/w/./"))),
             "target/debug/app: /elsewhere/x.rs a/main.rs b\\ c/lib.rs\n"
         );
+        // Outside the base directory: as given, not normalized.
+        let outside: BTreeSet<PathBuf> = [PathBuf::from("/v/a/../b.rs")].into();
+        assert_eq!(render(Path::new("/w/app"), &outside, Some(Path::new("/w"))), "app: /v/a/../b.rs\n");
         let dir = Path::new("/w/target/debug");
         assert_eq!(file_for(&dir.join("app"), dir), Some(dir.join("app.d")));
         assert_eq!(file_for(&dir.join("libcore.rlib"), dir), Some(dir.join("libcore.d")));

@@ -494,7 +494,7 @@ impl<'a> Coordinator<'a> {
         if failed && !self.options.keep_going {
             self.stopping = true;
         }
-        if failed && !std::mem::replace(&mut self.failed, true) {
+        if failed && !self.interrupted && !std::mem::replace(&mut self.failed, true) {
             reporter.stopping(self.in_flight);
         }
         Ok(())

@@ -144,8 +144,44 @@ pub(super) fn failure(store: &Store, drv: &StorePath, error: &nix_rs::Error) -> 
     match store.build_log(drv) {
         Ok(Some(log)) if !log.trim().is_empty() => {
             let (message, diagnostics) = cargo_nix_unit::run_unit::split_build_log(&log);
-            Failure { message, diagnostics }
+            Failure { message: with_cause(message, &diagnostics, &error.to_string()), diagnostics }
         }
         _ => Failure::message(error.to_string()),
+    }
+}
+
+/// A failed build's log `message`, with Nix's `error` after it when neither the log nor its
+/// `diagnostics` say what failed (the builder was killed, timed out, or its output could not be
+/// registered: its log then holds warnings at most), so that a failure is never silent.
+fn with_cause(mut message: String, diagnostics: &[serde_json::Value], error: &str) -> String {
+    let diagnosed = diagnostics.iter().any(|d| d.get("level").and_then(|l| l.as_str()) == Some("error"));
+    let said = message.lines().any(|l| l.trim_start().starts_with("error"));
+    if !diagnosed && !said {
+        if !message.is_empty() && !message.ends_with('\n') {
+            message.push('\n');
+        }
+        message.push_str(&format!("error: {error}\n"));
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_cause;
+
+    #[test]
+    fn a_failure_says_why_when_its_log_does_not() {
+        let warning = serde_json::json!({"level": "warning"});
+        let error = serde_json::json!({"level": "error"});
+        // Only warnings in the log (the builder killed after them): Nix's error follows.
+        assert_eq!(
+            with_cause("warning: unused\n".into(), std::slice::from_ref(&warning), "builder timed out"),
+            "warning: unused\nerror: builder timed out\n"
+        );
+        assert_eq!(with_cause(String::new(), &[], "killed"), "error: killed\n");
+        // The log says it already: rustc's error, or the builder's closing line.
+        assert_eq!(with_cause(String::new(), &[error], "exit 1"), "");
+        let own = "error: could not compile x (exit status: 1)\n";
+        assert_eq!(with_cause(own.into(), &[warning], "exit 1"), own);
     }
 }

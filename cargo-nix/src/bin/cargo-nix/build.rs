@@ -144,6 +144,7 @@ fn new_reporter<'a>(
         incremental: false,
         running: Vec::new(),
         shown: Default::default(),
+        failure_shown: false,
     })
 }
 

@@ -34,6 +34,9 @@ pub struct CliReporter<'a> {
     pub running: Vec<(usize, String)>,
     /// The diagnostics shown so far: an identical one is counted as a duplicate, not shown.
     pub shown: warnings::Dedupe,
+    /// Whether a unit's failure was shown (cargo's "waiting for other jobs" warning follows
+    /// an error only).
+    pub failure_shown: bool,
 }
 
 impl CliReporter<'_> {
@@ -180,6 +183,7 @@ impl CliReporter<'_> {
     /// A failed unit: its diagnostics as the format wants them, cargo's warning count and
     /// "could not compile" lines when rustc reported errors, then the rest of its log.
     fn failed(&mut self, index: usize, failure: &Failure) {
+        self.failure_shown = true;
         let mut counts = warnings::Counts::default();
         for d in &failure.diagnostics {
             self.diagnostic(index, true, d.clone(), &mut counts);
@@ -255,8 +259,9 @@ impl Reporter for CliReporter<'_> {
     }
 
     fn stopping(&mut self, in_flight: usize) {
-        // cargo's line (`JobQueue::handle_error`), after the first error, when jobs remain.
-        if in_flight > 0 {
+        // cargo's line (`JobQueue::handle_error`), after the first error, when jobs remain
+        // (not when planning ended early: its error is shown at the end).
+        if in_flight > 0 && self.failure_shown {
             self.status.warning("build failed, waiting for other jobs to finish...");
         }
     }
