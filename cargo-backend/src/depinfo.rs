@@ -9,7 +9,7 @@
 //! lists, and the `rerun-if-changed` paths of their build scripts. Our units read the store
 //! copies of the sources, so each path is put back where cargo would name it: the workspace
 //! root for the workspace copy, the package's directory for a path package outside the root
-//! ([`original`]). Files a build script generated stay at their store path, which is where they
+//! ([`rustc_input`], [`script_input`]). Files a build script generated stay at their store path, which is where they
 //! are (cargo names its `target/<profile>/build/<pkg>-<hash>/out/`).
 //!
 //! Artifacts in `deps/` (tests, benches, checked libraries) get none, as under cargo. When an
