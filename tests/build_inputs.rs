@@ -150,6 +150,42 @@ fn files_outside_the_package_are_read_and_decide_what_rebuilds() {
 /// Nix's C API through `PKG_CONFIG_PATH` (or `HOME`'s cache), runs bindgen, and nix-rs
 /// compiles against it. Not the whole workspace: the `cargo` crate's ~320 dependencies would
 /// add many minutes to CI.
+/// Selecting other packages (`-p`: cargo's primary packages, whose rustc runs see
+/// `CARGO_PRIMARY_PACKAGE=1`) rebuilds what cargo rebuilds: only the selected units not built
+/// yet. cargo's fingerprint leaves the variable out, even for a crate that reads it.
+#[test]
+fn selecting_other_packages_rebuilds_what_cargo_rebuilds() {
+    let fx = Fixture::new("basic");
+    let compiled = |o: &std::process::Output| -> BTreeSet<String> {
+        String::from_utf8_lossy(&o.stderr)
+            .lines()
+            .filter_map(|l| l.trim_start().strip_prefix("Compiling "))
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_owned)
+            .collect()
+    };
+    let both = |args: &[&str]| -> (BTreeSet<String>, NixRun) {
+        let cargo = compiled(&fx.cargo("build", args));
+        let nix = fx.cargo_nix("build", args);
+        assert!(nix.success(), "{}", nix.stderr);
+        (cargo, nix)
+    };
+    both(&["-p", "app"]);
+    // `greeter` was built as a dependency; now it is the selected package.
+    let (cargo, nix) = both(&["-p", "greeter"]);
+    assert_eq!(cargo, set(&[]), "cargo rebuilt");
+    assert_eq!(nix.compiled, cargo, "{}", nix.stderr);
+    assert_eq!(nix.built, 0, "{}", nix.stderr);
+
+    fx.append("greeter/src/lib.rs", "\npub const PRIMARY: Option<&str> = option_env!(\"CARGO_PRIMARY_PACKAGE\");\n");
+    both(&["-p", "greeter"]);
+    let (cargo, nix) = both(&["-p", "app"]);
+    assert_eq!(cargo, set(&["app"]));
+    assert_eq!(nix.compiled, cargo, "{}", nix.stderr);
+    // And the program is cargo's (`greeter` as built while it was selected).
+    assert_eq!(fx.run(&fx.nix_target().join("debug/app")), fx.run(&fx.cargo_target().join("debug/app")));
+}
+
 #[test]
 fn this_workspace_builds_its_nix_bindings() {
     let store = TempStore::new().unwrap();

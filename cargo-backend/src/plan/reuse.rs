@@ -28,6 +28,12 @@ use crate::Error;
 use crate::spec::UnitSpec;
 use crate::toolchain::hex;
 
+/// The variable cargo sets for the rustc runs of primary packages (those selected on the
+/// command line). cargo's fingerprint leaves it out (its dep-info drops the variables cargo
+/// set itself), so a unit built while its package was primary is reused when it is not, and
+/// the other way round, even for a crate that reads it; so is ours.
+const PRIMARY: &str = "CARGO_PRIMARY_PACKAGE";
+
 /// The narrow key: `base`, the values in `user` of the variables `declared`, and
 /// `outside_key` (the contents of the files read outside the package), if any.
 pub fn narrow(
@@ -97,14 +103,17 @@ impl<'a> Planner<'a> {
     }
 
     /// A unit's base: the builder, the toolchain, its package's own source, and `spec` (before
-    /// the user's environment is added) with the workspace copy's path masked.
+    /// the user's environment is added) with the workspace copy's path masked and without
+    /// `CARGO_PRIMARY_PACKAGE` ([`PRIMARY`]).
     pub(super) fn base(&self, src: &StorePath, spec: &UnitSpec, tree: Option<&StorePath>) -> String {
         let mut k = crate::cache::KeyBuilder::default();
         k.str(self.builder.as_str()).str(&self.tc.identity).str(src.as_str());
         for t in &self.toolchain_inputs {
             k.str(t.as_str());
         }
-        let json = serde_json::to_string(spec).expect("specs serialize");
+        let mut spec = spec.clone();
+        spec.env.remove(PRIMARY);
+        let json = serde_json::to_string(&spec).expect("specs serialize");
         match tree {
             Some(t) => k.str(&json.replace(t.as_str(), "@workspace@")),
             None => k.str(&json),
