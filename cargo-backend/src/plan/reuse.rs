@@ -49,6 +49,12 @@ pub fn narrow(
     }
 }
 
+/// The variable cargo sets for the rustc runs of the packages the command selected. cargo's
+/// fingerprint does not track it (`translate_dep_info` drops every variable cargo set on the
+/// rustc command, even one the crate read), so `cargo build -p app` after `cargo build
+/// --workspace` rebuilds no member for it; a unit's base leaves it out too.
+pub const PRIMARY: &str = "CARGO_PRIMARY_PACKAGE";
+
 /// What the workspace copy leaves out of the workspace root: its target directory, `.git`
 /// directories, and any other cargo target directory (one holding a `CACHEDIR.TAG`).
 pub fn tree_exclusions(root: &Path, target_dir: &Path) -> impl Fn(&Path) -> bool + Send + Sync + 'static {
@@ -104,7 +110,15 @@ impl<'a> Planner<'a> {
         for t in &self.toolchain_inputs {
             k.str(t.as_str());
         }
-        let json = serde_json::to_string(spec).expect("specs serialize");
+        // Whether the package is primary is not part of it ([`PRIMARY`]).
+        let json = if spec.env.contains_key(PRIMARY) {
+            let mut spec = spec.clone();
+            spec.env.remove(PRIMARY);
+            serde_json::to_string(&spec)
+        } else {
+            serde_json::to_string(spec)
+        }
+        .expect("specs serialize");
         match tree {
             Some(t) => k.str(&json.replace(t.as_str(), "@workspace@")),
             None => k.str(&json),
