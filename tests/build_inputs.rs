@@ -1,7 +1,8 @@
 //! What a build depends on besides its sources: the environment build scripts see (a -sys
 //! crate found through a `.pc` file that only `PKG_CONFIG_PATH` names, a variable a script
-//! declared with `rerun-if-env-changed`), which scripts rerun when one changes, and
-//! `cargo nix build` of this very workspace's Nix bindings.
+//! declared with `rerun-if-env-changed`), which scripts rerun when one changes, which units
+//! rebuild when fewer packages are selected (`CARGO_PRIMARY_PACKAGE`), and `cargo nix build`
+//! of this very workspace's Nix bindings.
 
 mod support;
 
@@ -146,46 +147,50 @@ fn files_outside_the_package_are_read_and_decide_what_rebuilds() {
     assert_eq!(fx.run(&app), "shared readme v2 / proto v2\n");
 }
 
+/// cargo sets `CARGO_PRIMARY_PACKAGE=1` for the packages the command selected and does not
+/// track it (not even for a crate that reads it), so `build -p app` after `build --workspace`
+/// compiles again only what the narrower selection really changes (here the proc-macro, which
+/// as a dependency gets the host's profile), not every member left out (as clap's workspace
+/// did here).
+#[test]
+fn selecting_fewer_packages_rebuilds_what_cargo_rebuilds() {
+    let fx = Fixture::new("basic");
+    fx.append(
+        "greeter/src/lib.rs",
+        "\n/// Whether this package was selected.\npub const PRIMARY: Option<&str> = option_env!(\"CARGO_PRIMARY_PACKAGE\");\n",
+    );
+    let compiled = |out: &std::process::Output| -> BTreeSet<String> {
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        stderr
+            .lines()
+            .filter_map(|l| l.trim_start().strip_prefix("Compiling ")?.split_whitespace().next())
+            .map(str::to_owned)
+            .collect()
+    };
+    fx.cargo("build", &["--workspace"]);
+    let expected = compiled(&fx.cargo("build", &["-p", "app"]));
+    assert!(expected.contains("app") && !expected.contains("greeter"), "cargo compiled {expected:?}");
+    let all = fx.cargo_nix("build", &["--workspace"]);
+    assert!(all.success(), "{}", all.stderr);
+    let app = fx.cargo_nix("build", &["-p", "app"]);
+    assert!(app.success(), "{}", app.stderr);
+    assert_eq!(app.compiled, expected, "{}", app.stderr);
+    // And back: no more than cargo compiles (what the first build made is still in the store).
+    let expected_back = compiled(&fx.cargo("build", &["--workspace"]));
+    let back = fx.cargo_nix("build", &["--workspace"]);
+    assert!(back.success(), "{}", back.stderr);
+    assert!(
+        back.compiled.is_subset(&expected_back),
+        "{:?} vs cargo's {expected_back:?}\n{}",
+        back.compiled,
+        back.stderr
+    );
+}
+
 /// `cargo nix build -p nix-sys -p nix-rs` of this repository: nix-sys's build script finds
 /// Nix's C API through `PKG_CONFIG_PATH` (or `HOME`'s cache), runs bindgen, and nix-rs
 /// compiles against it. Not the whole workspace: the `cargo` crate's ~320 dependencies would
 /// add many minutes to CI.
-/// Selecting other packages (`-p`: cargo's primary packages, whose rustc runs see
-/// `CARGO_PRIMARY_PACKAGE=1`) rebuilds what cargo rebuilds: only the selected units not built
-/// yet. cargo's fingerprint leaves the variable out, even for a crate that reads it.
-#[test]
-fn selecting_other_packages_rebuilds_what_cargo_rebuilds() {
-    let fx = Fixture::new("basic");
-    let compiled = |o: &std::process::Output| -> BTreeSet<String> {
-        String::from_utf8_lossy(&o.stderr)
-            .lines()
-            .filter_map(|l| l.trim_start().strip_prefix("Compiling "))
-            .filter_map(|l| l.split_whitespace().next())
-            .map(str::to_owned)
-            .collect()
-    };
-    let both = |args: &[&str]| -> (BTreeSet<String>, NixRun) {
-        let cargo = compiled(&fx.cargo("build", args));
-        let nix = fx.cargo_nix("build", args);
-        assert!(nix.success(), "{}", nix.stderr);
-        (cargo, nix)
-    };
-    both(&["-p", "app"]);
-    // `greeter` was built as a dependency; now it is the selected package.
-    let (cargo, nix) = both(&["-p", "greeter"]);
-    assert_eq!(cargo, set(&[]), "cargo rebuilt");
-    assert_eq!(nix.compiled, cargo, "{}", nix.stderr);
-    assert_eq!(nix.built, 0, "{}", nix.stderr);
-
-    fx.append("greeter/src/lib.rs", "\npub const PRIMARY: Option<&str> = option_env!(\"CARGO_PRIMARY_PACKAGE\");\n");
-    both(&["-p", "greeter"]);
-    let (cargo, nix) = both(&["-p", "app"]);
-    assert_eq!(cargo, set(&["app"]));
-    assert_eq!(nix.compiled, cargo, "{}", nix.stderr);
-    // And the program is cargo's (`greeter` as built while it was selected).
-    assert_eq!(fx.run(&fx.nix_target().join("debug/app")), fx.run(&fx.cargo_target().join("debug/app")));
-}
-
 #[test]
 fn this_workspace_builds_its_nix_bindings() {
     let store = TempStore::new().unwrap();

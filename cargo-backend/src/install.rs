@@ -1,7 +1,8 @@
 //! Putting artifacts where cargo would, each kept alive by a GC root.
 //!
 //! `lib<name>.rlib` (libs) become symlinks into the unit's output in the store. Executables
-//! (`target/<profile>/<name>` bins, `examples/<name>`, `deps/<name>-<hash>` tests and benches)
+//! (`target/<profile>/<name>` bins, `examples/<name>`, `deps/<name>-<hash>` tests and benches,
+//! `examples/<name>-<hash>` examples built as tests)
 //! are materialized instead ([`materialize`]: a copy), because a program
 //! finds itself through `/proc/self/exe`, which resolves symlinks: a test looking for
 //! `current_exe()/../../<bin>` must land in `target/`, as under cargo, not in the store.

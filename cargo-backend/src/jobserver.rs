@@ -77,10 +77,13 @@ mod tests {
     fn builders_of_this_process_find_the_offer_and_its_tokens() {
         let offer = Offer::new(3).unwrap();
         let flags = cargo_nix_unit::jobserver::offered_by(std::process::id()).expect("the offer is found");
-        let fifo = flags.rsplit("--jobserver-auth=fifo:").next().unwrap().to_owned();
-        assert!(flags.starts_with("-j --jobserver-fds=fifo:/proc/"), "{flags}");
-        // Opened as rustc opens it: exactly the three tokens are there.
-        let mut pipe = std::fs::OpenOptions::new().read(true).write(true).open(&fifo).unwrap();
+        // Cargo's form: two descriptors opened on the offered pipe, which children inherit.
+        let auth = flags.rsplit("--jobserver-auth=").next().unwrap();
+        assert!(flags.starts_with("-j --jobserver-fds="), "{flags}");
+        let (read, _) = auth.split_once(',').unwrap_or_else(|| panic!("not the R,W form: {flags}"));
+        // Opened as a client opens it: exactly the three tokens are there.
+        let mut pipe =
+            std::fs::OpenOptions::new().read(true).write(true).open(format!("/proc/self/fd/{read}")).unwrap();
         // SAFETY: fcntl on a descriptor `pipe` owns; O_NONBLOCK affects this open file only.
         unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
         let mut buf = [0u8; 8];

@@ -70,12 +70,15 @@ pub fn artifacts(unit: &Unit, hash: &str) -> Vec<Artifact> {
         return out;
     }
     let file = format!("bin/{name}-{hash}");
+    // cargo's `CompilationFiles::out_dir`: examples live in `examples/` whatever the mode (an
+    // example built as a test, `test = true` or `--examples`, too), everything else in `deps/`.
+    let dir = if unit.is_example() { "examples" } else { "deps" };
     let (kind, install_as) = if unit.has_kind("custom-build") {
         (ArtifactKind::Internal, String::new())
     } else if unit.mode.is_any_test() && unit.is_bench() {
-        (ArtifactKind::Bench, format!("deps/{name}-{hash}"))
+        (ArtifactKind::Bench, format!("{dir}/{name}-{hash}"))
     } else if unit.mode.is_any_test() {
-        (ArtifactKind::Test, format!("deps/{name}-{hash}"))
+        (ArtifactKind::Test, format!("{dir}/{name}-{hash}"))
     } else if unit.is_example() {
         (ArtifactKind::Example, format!("examples/{}", unit.target.name))
     } else if unit.is_bench() {
@@ -137,6 +140,33 @@ mod tests {
             "target": {"kind": ["bin"], "crate_types": ["bin"], "name": "app",
                         "src_path": "/w/app/src/main.rs", "edition": "2021"}}]}"#;
         UnitGraph::parse(json).unwrap().units.remove(0)
+    }
+
+    fn unit(kind: &str, mode: &str, name: &str) -> Unit {
+        let json = format!(
+            r#"{{"version": 1, "roots": [0], "units": [{{"pkg_id": "path+file:///w/app#0.1.0", "mode": "{mode}",
+                "features": [], "profile": {{"name": "dev", "opt_level": "0", "debuginfo": 2,
+                "debug_assertions": true, "overflow_checks": true, "lto": "false", "panic": "unwind"}},
+                "target": {{"kind": ["{kind}"], "crate_types": ["bin"], "name": "{name}",
+                            "src_path": "/w/app/x.rs", "edition": "2021"}}}}]}}"#
+        );
+        UnitGraph::parse(&json).unwrap().units.remove(0)
+    }
+
+    #[test]
+    fn executables_go_where_cargo_puts_them() {
+        let install = |kind: &str, mode: &str, name: &str| {
+            let a = artifacts(&unit(kind, mode, name), "h").remove(0);
+            (a.kind, a.install_as)
+        };
+        assert_eq!(install("bin", "build", "app"), (ArtifactKind::Bin, "app".into()));
+        assert_eq!(install("example", "build", "demo"), (ArtifactKind::Example, "examples/demo".into()));
+        assert_eq!(install("test", "test", "cli"), (ArtifactKind::Test, "deps/cli-h".into()));
+        assert_eq!(install("bin", "test", "app"), (ArtifactKind::Test, "deps/app-h".into()));
+        assert_eq!(install("bench", "test", "speed"), (ArtifactKind::Bench, "deps/speed-h".into()));
+        // An example's test executable (`test = true`, `--examples`) stays among the examples:
+        // cargo prints `Running unittests examples/demo.rs (target/debug/examples/demo-…)`.
+        assert_eq!(install("example", "test", "demo"), (ArtifactKind::Test, "examples/demo-h".into()));
     }
 
     #[test]

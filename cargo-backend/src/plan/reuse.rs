@@ -28,12 +28,6 @@ use crate::Error;
 use crate::spec::UnitSpec;
 use crate::toolchain::hex;
 
-/// The variable cargo sets for the rustc runs of primary packages (those selected on the
-/// command line). cargo's fingerprint leaves it out (its dep-info drops the variables cargo
-/// set itself), so a unit built while its package was primary is reused when it is not, and
-/// the other way round, even for a crate that reads it; so is ours.
-const PRIMARY: &str = "CARGO_PRIMARY_PACKAGE";
-
 /// The narrow key: `base`, the values in `user` of the variables `declared`, and
 /// `outside_key` (the contents of the files read outside the package), if any.
 pub fn narrow(
@@ -54,6 +48,12 @@ pub fn narrow(
         }
     }
 }
+
+/// The variable cargo sets for the rustc runs of the packages the command selected. cargo's
+/// fingerprint does not track it (`translate_dep_info` drops every variable cargo set on the
+/// rustc command, even one the crate read), so `cargo build -p app` after `cargo build
+/// --workspace` rebuilds no member for it; a unit's base leaves it out too.
+pub const PRIMARY: &str = "CARGO_PRIMARY_PACKAGE";
 
 /// What the workspace copy leaves out of the workspace root: its target directory, `.git`
 /// directories, and any other cargo target directory (one holding a `CACHEDIR.TAG`).
@@ -111,9 +111,15 @@ impl<'a> Planner<'a> {
         for t in &self.toolchain_inputs {
             k.str(t.as_str());
         }
-        let mut spec = spec.clone();
-        spec.env.remove(PRIMARY);
-        let json = serde_json::to_string(&spec).expect("specs serialize");
+        // Whether the package is primary is not part of it ([`PRIMARY`]).
+        let json = if spec.env.contains_key(PRIMARY) {
+            let mut spec = spec.clone();
+            spec.env.remove(PRIMARY);
+            serde_json::to_string(&spec)
+        } else {
+            serde_json::to_string(spec)
+        }
+        .expect("specs serialize");
         match tree {
             Some(t) => k.str(&json.replace(t.as_str(), "@workspace@")),
             None => k.str(&json),

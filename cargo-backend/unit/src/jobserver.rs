@@ -16,24 +16,55 @@
 //! tokens, and two units built at once on a 2-core remote machine would run dozens of LLVM
 //! threads. rustc's output does not depend on how many threads it gets.
 
+use std::fs::File;
+use std::os::fd::AsRawFd;
 use std::path::Path;
+use std::sync::Mutex;
 
 /// The name of the memfd that offers the jobserver (`/memfd:<MARKER> (deleted)` in `/proc`).
 pub const MARKER: &str = "cargo-nix-jobserver";
 
 /// The `CARGO_MAKEFLAGS` value for the jobserver the process `pid` offers, if it offers one
-/// that this process can open.
+/// that this process can open: its pipe opened here as two descriptors that this process's
+/// children inherit ([`inherit`]).
 pub fn offered_by(pid: u32) -> Option<String> {
     let text = crate::offer::read(pid, MARKER)?;
     let fifo = parse_offer(&text, pid)?;
-    // Opened as rustc will open it (both ways): if this fails, rustc would warn.
-    std::fs::OpenOptions::new().read(true).write(true).open(Path::new(&fifo)).ok()?;
-    Some(makeflags(&fifo))
+    inherit(Path::new(&fifo)).ok()
 }
 
-/// The jobserver the parent of this process offers (see [`offered_by`]).
+/// The jobserver the parent of this process offers (see [`offered_by`]), opened once.
 pub fn offered_by_parent() -> Option<String> {
-    offered_by(std::os::unix::process::parent_id())
+    static OFFERED: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    OFFERED.get_or_init(|| offered_by(std::os::unix::process::parent_id())).clone()
+}
+
+/// Descriptors handed to children in `CARGO_MAKEFLAGS`, kept open until this process exits
+/// (the builder runs one unit and exits).
+static KEPT: Mutex<Vec<File>> = Mutex::new(Vec::new());
+
+/// Opens the jobserver pipe at `path` as two descriptors (a read end and a write end, each
+/// opened read-write so that neither open waits for the other) that the children of this
+/// process inherit, keeps them open, and returns the `CARGO_MAKEFLAGS` naming them.
+pub fn inherit(path: &Path) -> std::io::Result<String> {
+    let open = || -> std::io::Result<File> {
+        let file = std::fs::OpenOptions::new().read(true).write(true).open(path)?;
+        let fd = file.as_raw_fd();
+        // SAFETY: fcntl on a descriptor `file` owns and keeps open for the call; clearing
+        // FD_CLOEXEC only lets the children this process spawns inherit it.
+        let cleared = unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            flags >= 0 && libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) == 0
+        };
+        if !cleared {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(file)
+    };
+    let (read, write) = (open()?, open()?);
+    let flags = makeflags(read.as_raw_fd(), write.as_raw_fd());
+    KEPT.lock().unwrap_or_else(|e| e.into_inner()).extend([read, write]);
+    Ok(flags)
 }
 
 /// The pipe path in an offer of process `pid`: exactly `/proc/<pid>/fd/<n>` (a trailing
@@ -55,8 +86,8 @@ pub fn own_tokens(nix_build_cores: Option<&str>) -> usize {
 
 /// A jobserver of this build's own: a FIFO `jobserver` in `dir` holding `tokens` tokens, kept
 /// open (and so its tokens kept) for as long as the returned file lives. Returns it with the
-/// `CARGO_MAKEFLAGS` naming it.
-pub fn own(dir: &Path, tokens: usize) -> std::io::Result<(std::fs::File, String)> {
+/// `CARGO_MAKEFLAGS` naming it ([`inherit`]).
+pub fn own(dir: &Path, tokens: usize) -> std::io::Result<(File, String)> {
     use std::io::Write;
     use std::os::unix::ffi::OsStrExt;
     let fifo = dir.join("jobserver");
@@ -70,13 +101,13 @@ pub fn own(dir: &Path, tokens: usize) -> std::io::Result<(std::fs::File, String)
     // while this end is open.
     let mut file = std::fs::OpenOptions::new().read(true).write(true).open(&fifo)?;
     file.write_all(&vec![b'+'; tokens])?;
-    let path = fifo.to_str().ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "non-UTF-8 path"))?;
-    Ok((file, makeflags(path)))
+    Ok((file, inherit(&fifo)?))
 }
 
-/// `CARGO_MAKEFLAGS` naming `fifo` (GNU make's `fifo:` form, which rustc's jobserver reads).
-pub fn makeflags(fifo: &str) -> String {
-    format!("-j --jobserver-fds=fifo:{fifo} --jobserver-auth=fifo:{fifo}")
+/// `CARGO_MAKEFLAGS` naming the inherited descriptors `read` and `write`, as cargo's (the
+/// `jobserver` crate's `configure_make` for a pipe): GNU make 4.3 reads only this form.
+pub fn makeflags(read: i32, write: i32) -> String {
+    format!("-j --jobserver-fds={read},{write} --jobserver-auth={read},{write}")
 }
 
 #[cfg(test)]
@@ -90,10 +121,23 @@ mod tests {
         for bad in ["/proc/43/fd/7", "/proc/42/fd/", "/proc/42/fd/7/../../1/fd/3", "/tmp/fifo", "", "/proc/42/fd/7 x"] {
             assert_eq!(parse_offer(bad, 42), None, "{bad}");
         }
-        assert_eq!(
-            makeflags("/proc/42/fd/7"),
-            "-j --jobserver-fds=fifo:/proc/42/fd/7 --jobserver-auth=fifo:/proc/42/fd/7"
-        );
+        assert_eq!(makeflags(7, 8), "-j --jobserver-fds=7,8 --jobserver-auth=7,8");
+    }
+
+    /// The two descriptors `CARGO_MAKEFLAGS` names.
+    fn descriptors(flags: &str) -> (i32, i32) {
+        let auth = flags.rsplit("--jobserver-auth=").next().unwrap();
+        let (r, w) = auth.split_once(',').unwrap_or_else(|| panic!("not the R,W form: {flags}"));
+        (r.parse().unwrap(), w.parse().unwrap())
+    }
+
+    /// A fresh jobserver FIFO of `tokens` tokens in a directory of its own, named `name`.
+    fn fresh(name: &str, tokens: usize) -> (std::path::PathBuf, File, String) {
+        let dir = std::env::temp_dir().join(format!("cargo-nix-unit-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (file, flags) = own(&dir, tokens).unwrap();
+        (dir, file, flags)
     }
 
     #[test]
@@ -105,21 +149,57 @@ mod tests {
         assert_eq!(own_tokens(None), all);
         assert_eq!(own_tokens(Some("x")), all);
 
-        let dir = std::env::temp_dir().join(format!("cargo-nix-unit-js-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (file, flags) = own(&dir, 3).unwrap();
-        let fifo = dir.join("jobserver");
-        assert_eq!(flags, makeflags(fifo.to_str().unwrap()));
-        // A client (as rustc does) opens the path and takes the three tokens, and no fourth.
+        let (dir, file, flags) = fresh("js", 3);
+        let (r, w) = descriptors(&flags);
+        assert_ne!(r, w);
+        // Both are open here, and a child inherits them (no close-on-exec).
+        for fd in [r, w] {
+            // SAFETY: F_GETFD only reads the descriptor's flags.
+            let fd_flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+            assert!(fd_flags >= 0 && fd_flags & libc::FD_CLOEXEC == 0, "descriptor {fd}: {fd_flags}");
+        }
+        // A client (as rustc does) takes the three tokens through the read end, and no fourth.
         use std::io::Read;
         use std::os::unix::fs::OpenOptionsExt;
-        let mut client =
-            std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_NONBLOCK).open(&fifo).unwrap();
+        let mut client = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(format!("/proc/self/fd/{r}"))
+            .unwrap();
         let mut buf = [0u8; 8];
         assert_eq!(client.read(&mut buf).unwrap(), 3);
         assert_eq!(&buf[..3], b"+++");
         assert_eq!(client.read(&mut buf).map_err(|e| e.kind()), Err(std::io::ErrorKind::WouldBlock));
         drop((client, file));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// GNU make (4.3 on Debian 12, which refuses the `fifo:` form) runs jobs with the flags as
+    /// a build script passes them (`MAKEFLAGS` = `CARGO_MAKEFLAGS`), as under cargo: two
+    /// recipes at once with one token (and make's own implicit one), and no warning.
+    #[test]
+    fn gnu_make_takes_the_jobserver_from_the_flags() {
+        let (dir, file, flags) = fresh("make", 1);
+        // Each recipe waits (up to 10 s) for the other to have started: only with two jobs at
+        // once do both finish.
+        let wait = |me: &str, other: &str| {
+            format!(
+                "\ttouch {me}; i=0; while [ ! -e {other} ] && [ $$i -lt 100 ]; do sleep 0.1; i=$$((i+1)); done; test -e {other}\n"
+            )
+        };
+        let makefile =
+            format!("all: a b\na:\n{}b:\n{}", wait("a.started", "b.started"), wait("b.started", "a.started"));
+        std::fs::write(dir.join("Makefile"), makefile).unwrap();
+        let out = std::process::Command::new("make")
+            .current_dir(&dir)
+            .env("MAKEFLAGS", &flags)
+            .output()
+            .expect("GNU make on PATH (scripts/setup-nix installs it)");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "make with MAKEFLAGS={flags}: {}\n{stderr}", out.status);
+        assert!(!stderr.contains("jobserver"), "make warned about the jobserver: {stderr}");
+        drop(file);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
