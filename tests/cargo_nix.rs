@@ -514,9 +514,13 @@ fn build_scripts_get_a_usable_jobserver_as_under_cargo() {
     // cargo hands build scripts (and rustc) its jobserver; cargo nix hands them its own, found
     // by the builder through its parent process, not through the derivation, in cargo's form.
     let fx = Fixture::new("jobserver");
-    let (expected, got, run) = fx.both_outputs("jobserver-probe", &["-j", "2"]);
-    // GNU make takes it too (make 4.3 refuses the `fifo:` form that cargo nix once passed).
-    assert_eq!(expected, "build script saw: a jobserver with a token\nmake under it ran: two jobs at once\n");
+    let (expected, got, run) = fx.both_outputs("jobserver-probe", &["-j", "3"]);
+    // GNU make takes it too (make 4.3 refuses the `fifo:` form that cargo nix once passed), and
+    // `NUM_JOBS` is `-j` (not in the derivation: it said 1).
+    assert_eq!(
+        expected,
+        "build script saw: a jobserver with a token\nmake under it ran: two jobs at once\nNUM_JOBS: 3\n"
+    );
     assert_eq!(got, expected, "{}", run.stderr);
 }
 

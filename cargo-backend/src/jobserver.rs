@@ -46,7 +46,9 @@ impl Offer {
         // A pipe holds 64 KiB: far more tokens than anyone asks for.
         let mut pipe = File::from(write);
         pipe.write_all(&vec![b'|'; tokens.min(4096)])?;
-        let offer = format!("/proc/{}/fd/{}\n", std::process::id(), read.as_raw_fd());
+        // The pipe, and the job count (`-j`: the tokens and the one every process has), which
+        // build scripts see as `NUM_JOBS`.
+        let offer = format!("/proc/{}/fd/{}\njobs {}\n", std::process::id(), read.as_raw_fd(), tokens + 1);
         let memfd = crate::offer::memfd(cargo_nix_unit::jobserver::MARKER, &offer)?;
         let taker = std::fs::OpenOptions::new()
             .read(true)

@@ -4,7 +4,8 @@
 //!
 //! Documented differences: `CARGO_MANIFEST_DIR`/`CARGO_MANIFEST_PATH` and `OUT_DIR` name
 //! store paths; the dynamic-library path (`LD_LIBRARY_PATH`) is not set (rustc finds its own
-//! libraries; the sandbox has no `target/`); `NUM_JOBS` is 1 (one unit per derivation).
+//! libraries; the sandbox has no `target/`); `NUM_JOBS` is 1 in the derivation (its bytes
+//! must not depend on `-j`); the builder sets cargo's `-j` value when it runs the script.
 
 use std::collections::BTreeMap;
 

@@ -67,12 +67,26 @@ pub fn inherit(path: &Path) -> std::io::Result<String> {
     Ok(flags)
 }
 
-/// The pipe path in an offer of process `pid`: exactly `/proc/<pid>/fd/<n>` (a trailing
-/// newline allowed), so an offer can only name a descriptor of the process that makes it.
+/// The pipe path in an offer of process `pid`, its first line: exactly `/proc/<pid>/fd/<n>`,
+/// so an offer can only name a descriptor of the process that makes it.
 pub fn parse_offer(text: &str, pid: u32) -> Option<String> {
-    let path = text.strip_suffix('\n').unwrap_or(text);
+    let path = text.lines().next()?;
     let fd = path.strip_prefix(&format!("/proc/{pid}/fd/"))?;
     (!fd.is_empty() && fd.len() <= 10 && fd.bytes().all(|b| b.is_ascii_digit())).then(|| path.to_owned())
+}
+
+/// The job count an offer names (its `jobs <n>` line): `cargo nix -j`, which build scripts
+/// see as `NUM_JOBS`, as under cargo.
+pub fn offered_jobs(text: &str) -> Option<usize> {
+    text.lines().find_map(|l| l.strip_prefix("jobs ")?.parse().ok()).filter(|&n| n > 0)
+}
+
+/// What build scripts see as `NUM_JOBS`: the job count the parent's offer names, else the
+/// cores Nix gives the build (`NIX_BUILD_CORES`, or this machine's when it says 0 or nothing).
+pub fn num_jobs() -> usize {
+    crate::offer::read(std::os::unix::process::parent_id(), MARKER)
+        .and_then(|t| offered_jobs(&t))
+        .unwrap_or_else(|| own_tokens(std::env::var("NIX_BUILD_CORES").ok().as_deref()) + 1)
 }
 
 /// How many tokens a build's own jobserver holds: one fewer than the cores Nix gives the build
@@ -118,6 +132,11 @@ mod tests {
     fn an_offer_names_only_a_descriptor_of_its_own_process() {
         assert_eq!(parse_offer("/proc/42/fd/7\n", 42).as_deref(), Some("/proc/42/fd/7"));
         assert_eq!(parse_offer("/proc/42/fd/12", 42).as_deref(), Some("/proc/42/fd/12"));
+        assert_eq!(parse_offer("/proc/42/fd/7\njobs 3\n", 42).as_deref(), Some("/proc/42/fd/7"));
+        assert_eq!(offered_jobs("/proc/42/fd/7\njobs 3\n"), Some(3));
+        for bad in ["/proc/42/fd/7\n", "/proc/42/fd/7\njobs 0\n", "/proc/42/fd/7\njobs x\n"] {
+            assert_eq!(offered_jobs(bad), None, "{bad}");
+        }
         for bad in ["/proc/43/fd/7", "/proc/42/fd/", "/proc/42/fd/7/../../1/fd/3", "/tmp/fifo", "", "/proc/42/fd/7 x"] {
             assert_eq!(parse_offer(bad, 42), None, "{bad}");
         }

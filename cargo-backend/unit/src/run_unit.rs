@@ -62,6 +62,11 @@ fn base_command(spec: &UnitSpec, program: &str) -> Result<Command, UnitFailure> 
             cmd.env("CARGO_MAKEFLAGS", flags);
         }
     }
+    // Build scripts see cargo's `-j` as `NUM_JOBS` (the derivation says 1: its bytes must not
+    // depend on `-j`).
+    if spec.env.contains_key("NUM_JOBS") {
+        cmd.env("NUM_JOBS", crate::jobserver::num_jobs().to_string());
+    }
     if !spec.env.contains_key("HOME") {
         let home = build_dir().join("home");
         fs::create_dir_all(&home).map_err(|e| UnitFailure(format!("creating {}: {e}", home.display())))?;
