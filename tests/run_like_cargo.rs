@@ -125,6 +125,12 @@ fn failures_stop_and_exit_as_cargos() {
     };
     assert!(frames(&cargo).iter().any(|l| l == "at ./tests/cli.rs:29:5"), "{}", String::from_utf8_lossy(&cargo.stdout));
     assert_eq!(frames(&nix), frames(&cargo));
+    // Without incremental state too (rustc then runs in the workspace's store copy), as CI
+    // jobs often build.
+    let no_state =
+        run(&fx, true, "test", &[], &[("RT_FAIL", "1"), ("RUST_BACKTRACE", "1"), ("CARGO_INCREMENTAL", "0")]);
+    assert_eq!(no_state.status.code(), Some(101), "{}", String::from_utf8_lossy(&no_state.stderr));
+    assert_eq!(frames(&no_state), frames(&cargo));
 
     // --no-fail-fast: everything runs, and the closing message names each failed target.
     let cargo = run(&fx, false, "test", &["--no-fail-fast"], &fail);

@@ -9,6 +9,9 @@
 //! unit's `-C metadata`, which does not change when its sources do; `cargo nix clean` removes
 //! it with the target directory.
 //!
+//! Members without state are in the offered table too, with no directory: their builder still
+//! has debug info name the workspace root (the table's last field).
+//!
 //! Nothing of it is in the derivation: the directory is offered to the builders this process
 //! forks, as a table from output path to directory ([`Offer`], found by
 //! `cargo_nix_unit::incremental::offered`). A derivation is therefore the same with or
@@ -57,12 +60,18 @@ pub fn unit_dir(ws: &Workspace, p: &PlannedUnit, profile_dir: &Path) -> Option<P
     wants(unit, in_copy).then(|| state_dir(profile_dir, &crate::plan::rustc_args::crate_name(unit), &p.hash))
 }
 
-/// The line of the table offered to the builders for `p`, if it keeps state:
-/// `<output>\t<directory>\t<workspace root>`, the last being where cargo runs rustc, which the
-/// builder has the unit's debug info name in place of the directory it runs rustc in
-/// (`cargo_nix_unit::incremental::remap_arg`).
+/// The line of the table offered to the builders for `p`, if it is a rustc unit built in the
+/// workspace copy: `<output>\t<directory>\t<workspace root>`, the directory empty when it keeps
+/// no state, the root being where cargo runs rustc, which the builder has the unit's debug info
+/// name in place of the directory it runs rustc in (`cargo_nix_unit::incremental::remap_arg`).
 pub fn table_line(ws: &Workspace, p: &PlannedUnit, profile_dir: &Path, root: &Path) -> Option<String> {
-    unit_dir(ws, p, profile_dir).map(|dir| format!("{}\t{}\t{}\n", p.out, dir.display(), root.display()))
+    let unit = ws.graph.units.get(p.index)?;
+    let in_copy = p.reuse.as_ref().is_some_and(|r| r.tree.is_some());
+    if !in_copy || unit.is_build_script_run() {
+        return None;
+    }
+    let dir = unit_dir(ws, p, profile_dir).map(|d| d.display().to_string()).unwrap_or_default();
+    Some(format!("{}\t{dir}\t{}\n", p.out, root.display()))
 }
 
 /// The table offered to the builders this process forks, while it lives. It grows as units

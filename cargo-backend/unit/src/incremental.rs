@@ -39,8 +39,8 @@ pub const MARKER: &str = "cargo-nix-incremental";
 /// What `cargo nix` offers one unit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Offered {
-    /// The unit's directory.
-    pub dir: PathBuf,
+    /// The unit's directory, when it keeps state.
+    pub dir: Option<PathBuf>,
     /// The directory cargo runs rustc in (the workspace root), which the unit's debug info
     /// names as its working directory in place of `cwd/` ([`remap_arg`]); none in a table
     /// without it.
@@ -55,9 +55,13 @@ pub fn parse_table(text: &str, out: &Path) -> Option<Offered> {
         if fields.next()? != out {
             return None;
         }
-        let dir = fields.next().filter(|d| d.starts_with('/'))?;
+        let dir = match fields.next()? {
+            "" => None,
+            d if d.starts_with('/') => Some(PathBuf::from(d)),
+            _ => return None,
+        };
         let workspace_root = fields.next().filter(|r| r.starts_with('/')).map(PathBuf::from);
-        Some(Offered { dir: dir.into(), workspace_root })
+        Some(Offered { dir, workspace_root })
     })
 }
 
@@ -335,12 +339,19 @@ mod tests {
     fn the_table_gives_a_unit_its_directory_and_workspace_root() {
         let table =
             "/s/aaa-x\t/w/target/debug/.nix-incremental/x-1\t/w\n/s/bbb-y\t/w/target/debug/.nix-incremental/y-2\t/w\n";
-        let dir = |d: &str, r: Option<&str>| Some(Offered { dir: d.into(), workspace_root: r.map(PathBuf::from) });
+        let dir = |d: &str, r: Option<&str>| {
+            Some(Offered {
+                dir: Some(d.into()).filter(|d: &PathBuf| !d.as_os_str().is_empty()),
+                workspace_root: r.map(PathBuf::from),
+            })
+        };
         assert_eq!(parse_table(table, Path::new("/s/bbb-y")), dir("/w/target/debug/.nix-incremental/y-2", Some("/w")));
         assert_eq!(parse_table(table, Path::new("/s/ccc-z")), None);
         assert_eq!(parse_table("/s/aaa-x\trelative/dir\t/w\n", Path::new("/s/aaa-x")), None, "absolute only");
         assert_eq!(parse_table("/s/aaa-x\t/d\n", Path::new("/s/aaa-x")), dir("/d", None));
         assert_eq!(parse_table("/s/aaa-x\t/d\trel\n", Path::new("/s/aaa-x")), dir("/d", None));
+        // No state (`CARGO_INCREMENTAL=0`, a release profile): the root only.
+        assert_eq!(parse_table("/s/aaa-x\t\t/w\n", Path::new("/s/aaa-x")), dir("", Some("/w")));
         assert_eq!(parse_table("", Path::new("/s/aaa-x")), None);
     }
 

@@ -124,10 +124,11 @@ pub fn run(spec: &UnitSpec, out: &Path) -> Result<(), UnitFailure> {
             let artifacts = out.join(out_subdir);
             mkdir(&artifacts)?;
             let offered = crate::incremental::offered(out).filter(|_| !*metadata_only);
-            let session = match &offered {
-                Some(o) => Some(incremental_session(&o.dir, spec)?),
+            let session = match offered.as_ref().and_then(|o| o.dir.as_deref()) {
+                Some(dir) => Some(incremental_session(dir, spec)?),
                 None => None,
             };
+            let root = offered.as_ref().and_then(|o| o.workspace_root.clone());
             // With state, rustc writes into a directory of the state's (rustc tracks its output
             // directory too), and the files are moved to `$out` afterwards.
             let rustc_out = match &session {
@@ -178,9 +179,15 @@ pub fn run(spec: &UnitSpec, out: &Path) -> Result<(), UnitFailure> {
                 if let Some(s) = &session {
                     cmd.current_dir(s.cwd());
                     cmd.arg("-C").arg(format!("incremental={}", s.state().display()));
-                    if let Some(root) = offered.as_ref().and_then(|o| o.workspace_root.as_deref()) {
-                        cmd.arg(crate::incremental::remap_arg(&args, &s.cwd(), root));
-                    }
+                }
+                // Debug info names the workspace root, where cargo runs rustc (with or without
+                // state: a `CARGO_INCREMENTAL=0` build runs in the store copy).
+                if let Some(root) = &root {
+                    let cwd = match &session {
+                        Some(s) => s.cwd(),
+                        None => working_dir(spec)?,
+                    };
+                    cmd.arg(crate::incremental::remap_arg(&args, &cwd, root));
                 }
                 Ok(cmd)
             };
