@@ -107,17 +107,10 @@ pub fn could_not_compile(unit: &Unit, package: &str, counts: Counts) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::units::UnitGraph;
 
     fn unit(kind: &str, mode: &str) -> Unit {
-        let json = format!(
-            r#"{{"version": 1, "roots": [0], "units": [{{"pkg_id": "path+file:///w/p#0.1.0", "mode": "{mode}",
-                "features": [], "profile": {{"name": "dev", "opt_level": "0", "debuginfo": 2,
-                "debug_assertions": true, "overflow_checks": true, "lto": "false", "panic": "unwind"}},
-                "target": {{"kind": ["{kind}"], "crate_types": ["{kind}"], "name": "p",
-                            "src_path": "/w/p/src/lib.rs", "edition": "2021"}}}}]}}"#
-        );
-        UnitGraph::parse(&json).unwrap().units.remove(0)
+        let quoted = format!("\"{kind}\"");
+        crate::units::test_unit(&quoted, &quoted, mode, "p")
     }
 
     fn warning(fixable: bool) -> serde_json::Value {

@@ -120,37 +120,13 @@ pub fn extern_file(dependent: &Unit, dep: &Unit, artifacts: &[Artifact]) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::units::UnitGraph;
 
     fn lib_unit(crate_types: &str) -> Unit {
-        let json = format!(
-            r#"{{"version": 1, "roots": [0], "units": [{{"pkg_id": "path+file:///w/a#0.1.0", "mode": "build",
-                "features": [], "profile": {{"name": "dev", "opt_level": "0", "debuginfo": 2,
-                "debug_assertions": true, "overflow_checks": true, "lto": "false", "panic": "unwind"}},
-                "target": {{"kind": [{crate_types}], "crate_types": [{crate_types}], "name": "a",
-                            "src_path": "/w/a/src/lib.rs", "edition": "2021"}}}}]}}"#
-        );
-        UnitGraph::parse(&json).unwrap().units.remove(0)
-    }
-
-    fn bin_unit() -> Unit {
-        let json = r#"{"version": 1, "roots": [0], "units": [{"pkg_id": "path+file:///w/app#0.1.0", "mode": "build",
-            "features": [], "profile": {"name": "dev", "opt_level": "0", "debuginfo": 2,
-            "debug_assertions": true, "overflow_checks": true, "lto": "false", "panic": "unwind"},
-            "target": {"kind": ["bin"], "crate_types": ["bin"], "name": "app",
-                        "src_path": "/w/app/src/main.rs", "edition": "2021"}}]}"#;
-        UnitGraph::parse(json).unwrap().units.remove(0)
+        crate::units::test_unit(crate_types, crate_types, "build", "a")
     }
 
     fn unit(kind: &str, mode: &str, name: &str) -> Unit {
-        let json = format!(
-            r#"{{"version": 1, "roots": [0], "units": [{{"pkg_id": "path+file:///w/app#0.1.0", "mode": "{mode}",
-                "features": [], "profile": {{"name": "dev", "opt_level": "0", "debuginfo": 2,
-                "debug_assertions": true, "overflow_checks": true, "lto": "false", "panic": "unwind"}},
-                "target": {{"kind": ["{kind}"], "crate_types": ["bin"], "name": "{name}",
-                            "src_path": "/w/app/x.rs", "edition": "2021"}}}}]}}"#
-        );
-        UnitGraph::parse(&json).unwrap().units.remove(0)
+        crate::units::test_unit(&format!("\"{kind}\""), r#""bin""#, mode, name)
     }
 
     #[test]
@@ -171,7 +147,7 @@ mod tests {
 
     #[test]
     fn a_dependent_links_the_rlib_whatever_order_the_crate_types_are_listed_in() {
-        let app = bin_unit();
+        let app = unit("bin", "build", "app");
         for types in [r#""cdylib", "rlib""#, r#""rlib", "cdylib""#, r#""staticlib", "lib""#] {
             let dep = lib_unit(types);
             let files = artifacts(&dep, "h");

@@ -35,6 +35,21 @@ pub use workspace::{EnvVar, PackageInfo, Workspace};
 
 use unit_graph::{de_debuginfo, de_lto, de_nullable_path, de_opt_level, de_strip, default_edition};
 
+/// For unit tests: a unit of package `name` (a path package at `/w/<name>`) in the `dev`
+/// profile, its target's `kinds` and `crate_types` given as cargo's unit graph lists them (each
+/// quoted, e.g. `"cdylib", "rlib"`), compiled in `mode` (`build`, `test`, …).
+#[cfg(test)]
+pub(crate) fn test_unit(kinds: &str, crate_types: &str, mode: &str, name: &str) -> Unit {
+    let json = format!(
+        r#"{{"version": 1, "roots": [0], "units": [{{"pkg_id": "path+file:///w/{name}#0.1.0", "mode": "{mode}",
+            "features": [], "profile": {{"name": "dev", "opt_level": "0", "debuginfo": 2,
+            "debug_assertions": true, "overflow_checks": true, "lto": "false", "panic": "unwind"}},
+            "target": {{"kind": [{kinds}], "crate_types": [{crate_types}], "name": "{name}",
+                        "src_path": "/w/{name}/src/x.rs", "edition": "2021"}}}}]}}"#
+    );
+    UnitGraph::parse(&json).unwrap().units.remove(0)
+}
+
 /// A parsed and validated unit graph.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnitGraph {
