@@ -28,7 +28,7 @@ use crate::units::Workspace;
 /// Where the store copies of the workspace's path packages are on disk.
 #[derive(Debug, Clone, Default)]
 pub struct Origins {
-    /// Store path of a copy, the directory it was made from.
+    /// Store path of a path package's copy, the directory it was made from.
     pub copies: Vec<(PathBuf, PathBuf)>,
     /// The store directory and the workspace root: any workspace copy there (`<hash>-workspace-src`,
     /// also one an earlier build made, which a reused unit ran in) is the workspace root.
@@ -141,31 +141,18 @@ pub fn file_for(installed: &Path, profile_dir: &Path) -> Option<PathBuf> {
 
 /// The store copies of the workspace's path packages and where each is on disk.
 fn origins(ws: &Workspace, plan: &Plan) -> Origins {
-    let mut o = Origins::default();
-    for u in &plan.units {
-        let Some(t) = u.reuse.as_ref().and_then(|r| r.tree.as_ref()) else { continue };
-        let tree = PathBuf::from(&t.tree);
-        if let Some(store_dir) = tree.parent() {
-            o.workspace = Some((store_dir.to_path_buf(), ws.root.clone()));
-        }
-        o.copies.push((tree, ws.root.clone()));
-    }
+    // Any workspace copy in the store directory the current one is in (see `Origins`).
+    let tree = plan.units.iter().find_map(|u| u.reuse.as_ref()?.tree.as_ref());
+    let workspace = tree.and_then(|t| Some((Path::new(&t.tree).parent()?.to_path_buf(), ws.root.clone())));
     let path_dirs: HashSet<&Path> =
         ws.packages.values().filter(|p| p.source == "path").map(|p| p.manifest_dir.as_path()).collect();
-    for (store, dir) in &plan.sources {
-        if path_dirs.contains(dir.as_path()) {
-            o.copies.push((store.clone(), dir.clone()));
-        }
-    }
-    o.copies.sort();
-    o.copies.dedup();
-    o
+    let copies = plan.sources.iter().filter(|(_, dir)| path_dirs.contains(dir.as_path())).cloned().collect();
+    Origins { copies, workspace }
 }
 
 /// The inputs of root unit `root` of `plan` (see the module docs), or `None` when a unit's
 /// dep-info cannot be read from its output in `store`.
-pub fn inputs(store: &Store, ws: &Workspace, plan: &Plan, root: usize) -> Option<BTreeSet<PathBuf>> {
-    let origins = origins(ws, plan);
+fn inputs(store: &Store, ws: &Workspace, plan: &Plan, origins: &Origins, root: usize) -> Option<BTreeSet<PathBuf>> {
     let mut found = BTreeSet::new();
     let mut seen = HashSet::new();
     let mut stack = vec![root];
@@ -177,19 +164,21 @@ pub fn inputs(store: &Store, ws: &Workspace, plan: &Plan, root: usize) -> Option
         let pkg = ws.package_of(i).ok()?;
         let planned = plan.units.get(i)?;
         let out = store.real_path(&planned.out).ok()?;
-        let rustc_cwd = if pkg.manifest_dir.starts_with(&ws.root) { ws.root.as_path() } else { &pkg.manifest_dir };
         if unit.is_build_script_run() {
             let bytes = std::fs::read(out.join("output")).ok()?;
             let parsed = cargo_nix_unit::build_script::BuildScriptOutput::parse(&bytes, &planned.package).ok()?;
             for p in &parsed.rerun_if_changed {
-                found.insert(script_input(p, &origins, &pkg.manifest_dir));
+                found.insert(script_input(p, origins, &pkg.manifest_dir));
             }
         } else {
+            // Where cargo runs rustc for it: the workspace root, or the package outside it.
+            let in_root = crate::plan::rustc_args::workspace_subdir(pkg, &ws.root).is_some();
+            let rustc_cwd = if in_root { ws.root.as_path() } else { &pkg.manifest_dir };
             let dir = out.join(crate::plan::artifacts::out_subdir(unit));
             let d = std::fs::read_dir(&dir).ok()?.flatten().find(|e| e.path().extension().is_some_and(|x| x == "d"))?;
             let text = std::fs::read_to_string(d.path()).ok()?;
             for p in outside::dep_info_inputs(&text) {
-                found.insert(rustc_input(&p, rustc_cwd, &origins, &pkg.manifest_dir, &canonicalize));
+                found.insert(rustc_input(&p, rustc_cwd, origins, &pkg.manifest_dir, &canonicalize));
             }
         }
         for d in &unit.dependencies {
@@ -201,22 +190,24 @@ pub fn inputs(store: &Store, ws: &Workspace, plan: &Plan, root: usize) -> Option
     Some(found)
 }
 
-/// Writes the dep-info files of the artifacts `installed` from root unit `root` (see the module
-/// docs).
-pub fn write_for(
+/// Writes the dep-info files of the artifacts `installed` of the requested units (see the
+/// module docs).
+pub fn write_all(
     store: &Store,
     ws: &Workspace,
     plan: &Plan,
-    root: usize,
     installed: &[crate::install::Installed],
     profile_dir: &Path,
 ) -> Result<(), crate::Error> {
-    let mut inputs_of_root = None;
-    for i in installed {
-        let Some(file) = file_for(&i.path, profile_dir) else { continue };
-        let inputs = inputs_of_root.get_or_insert_with(|| inputs(store, ws, plan, root));
-        write(&file, &i.path, inputs.as_ref(), ws.dep_info_basedir.as_deref())
-            .map_err(|e| crate::Error::Io(format!("writing {}", file.display()), e))?;
+    let origins = origins(ws, plan);
+    for &root in &ws.graph.roots {
+        let mut inputs_of_root = None;
+        for i in installed.iter().filter(|i| i.unit == root) {
+            let Some(file) = file_for(&i.path, profile_dir) else { continue };
+            let inputs = inputs_of_root.get_or_insert_with(|| inputs(store, ws, plan, &origins, root));
+            write(&file, &i.path, inputs.as_ref(), ws.dep_info_basedir.as_deref())
+                .map_err(|e| crate::Error::Io(format!("writing {}", file.display()), e))?;
+        }
     }
     Ok(())
 }
@@ -253,10 +244,7 @@ mod tests {
         let ws = Path::new("/home/me/ws");
         let core = Path::new("/home/me/ws/core");
         let origins = Origins {
-            copies: vec![
-                (PathBuf::from("/s/aaa-workspace-src"), ws.into()),
-                (PathBuf::from("/s/bbb-outer"), "/home/me/outer".into()),
-            ],
+            copies: vec![(PathBuf::from("/s/bbb-outer"), "/home/me/outer".into())],
             workspace: Some(("/s".into(), ws.into())),
         };
         // Symlinks resolved lexically here: `core/README.md` is a link to the root's.

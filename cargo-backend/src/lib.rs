@@ -417,10 +417,7 @@ pub fn build_with_cache(
     // As cargo: dep-info files for the requested units' artifacts, once the whole build
     // succeeded (not for the binaries tests depend on, nor after a failure).
     if outcomes.iter().all(Outcome::is_success) {
-        for &r in &ws.graph.roots {
-            let of_r: Vec<_> = installed.iter().filter(|i| i.unit == r).cloned().collect();
-            depinfo::write_for(artifact_store, ws, &plan, r, &of_r, &profile_dir)?;
-        }
+        depinfo::write_all(artifact_store, ws, &plan, &installed, &profile_dir)?;
     }
     // The other units' outputs are rooted too, so that a collection does not force the next
     // build to rebuild every dependency (cargo keeps them in target/<profile>/deps). Only when
