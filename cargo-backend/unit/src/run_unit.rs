@@ -128,7 +128,6 @@ pub fn run(spec: &UnitSpec, out: &Path) -> Result<(), UnitFailure> {
                 Some(dir) => Some(incremental_session(dir, spec)?),
                 None => None,
             };
-            let root = offered.as_ref().and_then(|o| o.workspace_root.clone());
             // With state, rustc writes into a directory of the state's (rustc tracks its output
             // directory too), and the files are moved to `$out` afterwards.
             let rustc_out = match &session {
@@ -143,6 +142,18 @@ pub fn run(spec: &UnitSpec, out: &Path) -> Result<(), UnitFailure> {
                     s.link_deps(args).map_err(|e| UnitFailure(format!("linking libraries for {}: {e}", spec.label)))?
                 }
                 None => args.clone(),
+            };
+            // Debug info names the workspace root, where cargo runs rustc (with or without
+            // state: a `CARGO_INCREMENTAL=0` build runs in the store copy).
+            let remap = match offered.as_ref().and_then(|o| o.workspace_root.as_deref()) {
+                Some(root) => {
+                    let cwd = match &session {
+                        Some(s) => s.cwd(),
+                        None => working_dir(spec)?,
+                    };
+                    Some(crate::incremental::remap_arg(&args, &cwd, root))
+                }
+                None => None,
             };
             let command = || -> Result<Command, UnitFailure> {
                 let mut cmd = base_command(spec, rustc)?;
@@ -180,14 +191,8 @@ pub fn run(spec: &UnitSpec, out: &Path) -> Result<(), UnitFailure> {
                     cmd.current_dir(s.cwd());
                     cmd.arg("-C").arg(format!("incremental={}", s.state().display()));
                 }
-                // Debug info names the workspace root, where cargo runs rustc (with or without
-                // state: a `CARGO_INCREMENTAL=0` build runs in the store copy).
-                if let Some(root) = &root {
-                    let cwd = match &session {
-                        Some(s) => s.cwd(),
-                        None => working_dir(spec)?,
-                    };
-                    cmd.arg(crate::incremental::remap_arg(&args, &cwd, root));
+                if let Some(remap) = &remap {
+                    cmd.arg(remap);
                 }
                 Ok(cmd)
             };
