@@ -28,15 +28,24 @@ pub const MARKER: &str = "cargo-nix-jobserver";
 /// that this process can open: its pipe opened here as two descriptors that this process's
 /// children inherit ([`inherit`]).
 pub fn offered_by(pid: u32) -> Option<String> {
-    let text = crate::offer::read(pid, MARKER)?;
-    let fifo = parse_offer(&text, pid)?;
-    inherit(Path::new(&fifo)).ok()
+    opened(&crate::offer::read(pid, MARKER)?, pid)
+}
+
+/// The jobserver named by the offer `text` of process `pid`, opened ([`inherit`]).
+fn opened(text: &str, pid: u32) -> Option<String> {
+    inherit(Path::new(&parse_offer(text, pid)?)).ok()
 }
 
 /// The jobserver the parent of this process offers (see [`offered_by`]), opened once.
 pub fn offered_by_parent() -> Option<String> {
     static OFFERED: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    OFFERED.get_or_init(|| offered_by(std::os::unix::process::parent_id())).clone()
+    OFFERED.get_or_init(|| opened(parent_offer()?, std::os::unix::process::parent_id())).clone()
+}
+
+/// The text of the parent's offer, read once (a scan of the parent's descriptors).
+fn parent_offer() -> Option<&'static str> {
+    static TEXT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| crate::offer::from_parent(MARKER)).as_deref()
 }
 
 /// Descriptors handed to children in `CARGO_MAKEFLAGS`, kept open until this process exits
@@ -84,8 +93,8 @@ pub fn offered_jobs(text: &str) -> Option<usize> {
 /// What build scripts see as `NUM_JOBS`: the job count the parent's offer names, else the
 /// cores Nix gives the build (`NIX_BUILD_CORES`, or this machine's when it says 0 or nothing).
 pub fn num_jobs() -> usize {
-    crate::offer::read(std::os::unix::process::parent_id(), MARKER)
-        .and_then(|t| offered_jobs(&t))
+    parent_offer()
+        .and_then(offered_jobs)
         .unwrap_or_else(|| own_tokens(std::env::var("NIX_BUILD_CORES").ok().as_deref()) + 1)
 }
 
